@@ -1,0 +1,61 @@
+//! `COPY`: loading CSV and Parquet files into tables, and writing tables or queries to files.
+//!
+//! Guarantees:
+//! - A load is one Delta commit. A bad row (wrong field count, a value that does not fit its
+//!   column, a NULL in a NOT NULL column, bytes invalid in the declared encoding) stops the load
+//!   with an error naming file, line and column, and the table is unchanged. With
+//!   `REJECTS_TABLE 'name'` bad rows go to that table instead and the good rows load.
+//! - Error messages name the column and the problem, never the offending value.
+//! - `COPY ... TO` writes to a temporary file and renames it into place when complete, so a
+//!   failed export never leaves a partial file under the requested name.
+
+mod csv_in;
+mod export;
+mod options;
+
+use datafusion::sql::sqlparser::ast::ObjectName;
+
+pub(crate) use options::{CopyFormat, CopyOptions};
+
+use crate::parser::{CopyEndpoint, CopySource, CopyStatement};
+use crate::session::{Session, StatementOutput};
+use crate::{Error, Result};
+
+pub(crate) async fn execute(session: &Session, stmt: CopyStatement) -> Result<StatementOutput> {
+    let options = CopyOptions::parse(&stmt.options, stmt.to)?;
+    let path = match &stmt.endpoint {
+        CopyEndpoint::File(p) => p.clone(),
+        CopyEndpoint::Client => {
+            return Err(Error::Unsupported(
+                "COPY FROM STDIN / TO STDOUT needs a client connection (use `kura serve` and psql's \\copy)".into(),
+            ));
+        }
+    };
+    if stmt.to {
+        let rows = export::copy_to(session, stmt.source, &path, &options).await?;
+        return Ok(StatementOutput::counted("COPY", rows));
+    }
+    let CopySource::Table { name, columns } = stmt.source else {
+        return Err(Error::Invalid("COPY FROM needs a table".into()));
+    };
+    let rows = copy_from_file(session, &name, &columns, &path, &options).await?;
+    Ok(StatementOutput::counted("COPY", rows))
+}
+
+async fn copy_from_file(
+    session: &Session,
+    name: &ObjectName,
+    columns: &[String],
+    path: &str,
+    options: &CopyOptions,
+) -> Result<u64> {
+    let full = session.resolve_path(path);
+    match options.format {
+        CopyFormat::Parquet => csv_in::load_parquet(session, name, columns, path, &full).await,
+        CopyFormat::Csv | CopyFormat::Text => {
+            let file = std::fs::File::open(&full).map_err(|e| Error::File { path: path.to_string(), source: e })?;
+            let total = file.metadata().map(|m| m.len()).ok();
+            csv_in::load_csv(session, name, columns, path, Box::new(file), total, options).await
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! COPY options, PostgreSQL's names plus Kura's (`REJECTS_TABLE`).
+
+use crate::{Error, Result};
+
+/// File formats COPY reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyFormat {
+    /// Comma-separated values.
+    Csv,
+    /// PostgreSQL's text format: tab-separated, `\N` for NULL, no quoting.
+    Text,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Character encodings of CSV files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileEncoding {
+    /// UTF-8, with or without a byte-order mark.
+    Utf8,
+    /// Shift_JIS as Windows writes it (CP932 / Windows-31J).
+    ShiftJis,
+}
+
+/// Parsed COPY options.
+#[derive(Debug, Clone)]
+pub(crate) struct CopyOptions {
+    pub format: CopyFormat,
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub escape: Option<u8>,
+    pub null: String,
+    pub encoding: FileEncoding,
+    /// Table that receives rows that could not be loaded, instead of failing the load.
+    pub rejects_table: Option<String>,
+}
+
+fn single_byte(name: &str, value: &str) -> Result<u8> {
+    let bytes = value.as_bytes();
+    if bytes.len() != 1 {
+        return Err(Error::Invalid(format!("COPY {name} must be a single one-byte character")));
+    }
+    Ok(bytes[0])
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" => Ok(true),
+        "false" | "off" | "0" | "no" => Ok(false),
+        _ => Err(Error::Invalid(format!("COPY {name} requires a Boolean value"))),
+    }
+}
+
+impl CopyOptions {
+    pub(crate) fn parse(options: &[(String, String)], to: bool) -> Result<Self> {
+        let format = match options.iter().rev().find(|(k, _)| k == "format").map(|(_, v)| v.to_ascii_lowercase()) {
+            None => CopyFormat::Text,
+            Some(f) if f == "csv" => CopyFormat::Csv,
+            Some(f) if f == "text" => CopyFormat::Text,
+            Some(f) if f == "parquet" => CopyFormat::Parquet,
+            Some(f) => return Err(Error::Invalid(format!("COPY format \"{f}\" not recognized (csv, text, parquet)"))),
+        };
+        let mut o = CopyOptions {
+            format,
+            header: false,
+            delimiter: if format == CopyFormat::Text { b'\t' } else { b',' },
+            quote: b'"',
+            escape: None,
+            null: if format == CopyFormat::Text { "\\N".into() } else { String::new() },
+            encoding: FileEncoding::Utf8,
+            rejects_table: None,
+        };
+        for (key, value) in options {
+            match key.as_str() {
+                "format" => {}
+                "header" => o.header = value.eq_ignore_ascii_case("match") || boolean(key, value)?,
+                "delimiter" => o.delimiter = single_byte(key, value)?,
+                "quote" => o.quote = single_byte(key, value)?,
+                "escape" => o.escape = Some(single_byte(key, value)?),
+                "null" => o.null = value.clone(),
+                "encoding" => {
+                    o.encoding = match value.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+                        "utf8" | "unicode" => FileEncoding::Utf8,
+                        "shiftjis" | "sjis" | "cp932" | "windows31j" | "mskanji" => FileEncoding::ShiftJis,
+                        _ => {
+                            return Err(Error::Invalid(format!(
+                                "COPY encoding \"{value}\" not supported (utf8, shift_jis/cp932)"
+                            )));
+                        }
+                    }
+                }
+                "rejects_table" if !to => o.rejects_table = Some(value.clone()),
+                other => return Err(Error::Invalid(format!("COPY option \"{other}\" not recognized"))),
+            }
+        }
+        if o.format == CopyFormat::Parquet && options.iter().any(|(k, _)| k != "format") {
+            return Err(Error::Invalid("COPY with FORMAT parquet takes no other options".into()));
+        }
+        if o.delimiter == o.quote && o.format == CopyFormat::Csv {
+            return Err(Error::Invalid("COPY delimiter and quote must be different".into()));
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,272 @@
+//! The warehouse as DataFusion sees it: one catalog (`kura`) whose schemas, tables and views come
+//! from one pinned catalog snapshot, so every table a statement touches is resolved against the
+//! same catalog version.
+//!
+//! Time travel is resolved here too: the engine rewrites `t VERSION AS OF 3` into a reference to
+//! `"t@v3"` (and `TIMESTAMP AS OF` into `"t@t<rfc3339>"`), which this provider opens at that
+//! version. New names may not contain `@`, so such a reference can never hit a real table.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, Weak};
+
+use parking_lot::RwLock;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::ViewTable;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{LogicalPlanBuilder, col};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Ident, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+};
+use kura_catalog::Snapshot;
+use kura_storage::{TableVersionSpec, Warehouse};
+
+use crate::{Error, Result};
+
+tokio::task_local! {
+    /// How deep view expansion has gone in this task; stops definitions that refer to themselves.
+    static VIEW_DEPTH: usize;
+}
+const MAX_VIEW_DEPTH: usize = 32;
+
+/// The `kura` catalog for one statement.
+#[derive(Debug)]
+pub(crate) struct KuraCatalogProvider {
+    snapshot: Arc<Snapshot>,
+    schemas: HashMap<String, Arc<KuraSchemaProvider>>,
+}
+
+impl KuraCatalogProvider {
+    pub(crate) fn new(warehouse: Warehouse, snapshot: Arc<Snapshot>, session: Weak<RwLock<SessionState>>) -> Self {
+        let schemas = snapshot
+            .state
+            .schemas
+            .keys()
+            .map(|name| {
+                let provider = KuraSchemaProvider {
+                    schema: name.clone(),
+                    warehouse: warehouse.clone(),
+                    snapshot: snapshot.clone(),
+                    session: session.clone(),
+                    opened: Mutex::new(HashMap::new()),
+                };
+                (name.clone(), Arc::new(provider))
+            })
+            .collect();
+        Self { snapshot, schemas }
+    }
+}
+
+impl CatalogProvider for KuraCatalogProvider {
+    fn schema_names(&self) -> Vec<String> {
+        self.snapshot.state.schemas.keys().cloned().collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.schemas.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
+    }
+
+    fn register_schema(
+        &self,
+        _name: &str,
+        _schema: Arc<dyn SchemaProvider>,
+    ) -> DFResult<Option<Arc<dyn SchemaProvider>>> {
+        Err(DataFusionError::Plan("schemas are created with CREATE SCHEMA".into()))
+    }
+}
+
+/// One schema of the pinned snapshot. Opened tables are kept for the statement's lifetime so a
+/// self-join reads one table version.
+#[derive(Debug)]
+pub(crate) struct KuraSchemaProvider {
+    schema: String,
+    warehouse: Warehouse,
+    snapshot: Arc<Snapshot>,
+    session: Weak<RwLock<SessionState>>,
+    opened: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl KuraSchemaProvider {
+    async fn open_table(&self, name: &str, version: TableVersionSpec) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(entry) = self.snapshot.state.schemas.get(&self.schema).and_then(|s| s.tables.get(name)) else {
+            return Ok(None);
+        };
+        let table = self.warehouse.open_table(&entry.location, &version).await?;
+        let provider = table.table_provider().await?;
+        Ok(Some(provider))
+    }
+
+    async fn open_view(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(view) = self.snapshot.state.schemas.get(&self.schema).and_then(|s| s.views.get(name)) else {
+            return Ok(None);
+        };
+        let depth = VIEW_DEPTH.try_with(|d| *d).unwrap_or(0);
+        if depth >= MAX_VIEW_DEPTH {
+            return Err(Error::Invalid(format!(
+                "view \"{}.{name}\" expands more than {MAX_VIEW_DEPTH} levels deep (does it refer to itself?)",
+                self.schema
+            )));
+        }
+        let state = {
+            let session = self.session.upgrade().ok_or_else(|| Error::Invalid("session closed".into()))?;
+            let guard = session.read();
+            guard.clone()
+        };
+        let mut statements = crate::parser::parse_sql(&view.sql)?;
+        let query = match statements.pop().map(|s| s.kind) {
+            Some(crate::parser::StatementKind::Sql(stmt)) if matches!(*stmt, Statement::Query(_)) => stmt,
+            _ => return Err(Error::Invalid(format!("view \"{}.{name}\" has an invalid definition", self.schema))),
+        };
+        let mut stmt = *query;
+        rewrite_time_travel(&mut stmt)?;
+        let plan = VIEW_DEPTH
+            .scope(depth + 1, async { state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await })
+            .await?;
+        let plan = if view.columns.is_empty() {
+            plan
+        } else {
+            let fields = plan.schema().columns();
+            if fields.len() != view.columns.len() {
+                return Err(Error::Invalid(format!(
+                    "view \"{}.{name}\" names {} columns but its query returns {}",
+                    self.schema,
+                    view.columns.len(),
+                    fields.len()
+                )));
+            }
+            let exprs: Vec<_> = fields.into_iter().zip(&view.columns).map(|(c, n)| col(c).alias(n)).collect();
+            LogicalPlanBuilder::from(plan).project(exprs)?.build()?
+        };
+        Ok(Some(Arc::new(ViewTable::new(plan, Some(view.sql.clone())))))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for KuraSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        match self.snapshot.state.schemas.get(&self.schema) {
+            Some(s) => s.tables.keys().chain(s.views.keys()).cloned().collect(),
+            None => vec![],
+        }
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(p) = self.opened.lock().expect("poisoned").get(name) {
+            return Ok(Some(p.clone()));
+        }
+        let provider = match name.split_once('@') {
+            Some((base, spec)) => {
+                let version = parse_version_suffix(spec)?;
+                self.open_table(base, version).await?
+            }
+            None => match self.open_table(name, TableVersionSpec::Latest).await? {
+                Some(p) => Some(p),
+                None => self.open_view(name).await?,
+            },
+        };
+        if let Some(p) = &provider {
+            self.opened.lock().expect("poisoned").insert(name.to_string(), p.clone());
+        }
+        Ok(provider)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.snapshot
+            .state
+            .schemas
+            .get(&self.schema)
+            .is_some_and(|s| s.tables.contains_key(name) || s.views.contains_key(name))
+    }
+}
+
+fn parse_version_suffix(spec: &str) -> Result<TableVersionSpec> {
+    if let Some(v) = spec.strip_prefix('v') {
+        return v
+            .parse::<u64>()
+            .ok()
+            .map(TableVersionSpec::Version)
+            .ok_or_else(|| Error::Invalid(format!("invalid table version \"{v}\"")));
+    }
+    if let Some(ts) = spec.strip_prefix('t') {
+        return chrono::DateTime::parse_from_rfc3339(ts)
+            .map(|t| TableVersionSpec::Timestamp(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| Error::Invalid(format!("invalid timestamp \"{ts}\"")));
+    }
+    Err(Error::Invalid(format!("invalid time-travel reference \"@{spec}\"")))
+}
+
+/// Parses a user-written `TIMESTAMP AS OF` value: RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in UTC.
+fn parse_user_timestamp(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
+    }
+    Err(Error::Invalid(format!(
+        "TIMESTAMP AS OF needs a timestamp literal such as '2026-04-01 09:00:00' (UTC), got '{text}'"
+    )))
+}
+
+struct TimeTravelRewriter {
+    error: Option<Error>,
+}
+
+impl VisitorMut for TimeTravelRewriter {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, version, .. } = factor {
+            let Some(v) = version.take() else { return ControlFlow::Continue(()) };
+            let suffix = match &v {
+                TableVersion::VersionAsOf(SqlExpr::Value(val)) => match &val.value {
+                    Value::Number(n, _) => Ok(format!("v{n}")),
+                    _ => Err(Error::Invalid("VERSION AS OF needs a version number".into())),
+                },
+                TableVersion::TimestampAsOf(SqlExpr::Value(val))
+                | TableVersion::ForSystemTimeAsOf(SqlExpr::Value(val)) => match &val.value {
+                    Value::SingleQuotedString(s) => parse_user_timestamp(s).map(|t| format!("t{}", t.to_rfc3339())),
+                    _ => Err(Error::Invalid("TIMESTAMP AS OF needs a timestamp literal".into())),
+                },
+                TableVersion::TimestampAsOf(SqlExpr::TypedString(ts)) => match &ts.value.value {
+                    Value::SingleQuotedString(s) => parse_user_timestamp(s).map(|t| format!("t{}", t.to_rfc3339())),
+                    _ => Err(Error::Invalid("TIMESTAMP AS OF needs a timestamp literal".into())),
+                },
+                other => Err(Error::Unsupported(format!("time travel clause {other}"))),
+            };
+            match suffix {
+                Ok(suffix) => {
+                    if let Some(ObjectNamePart::Identifier(last)) = name.0.last_mut() {
+                        let base = crate::names::normalize_ident(last);
+                        *last = Ident::with_quote('"', format!("{base}@{suffix}"));
+                    }
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites every `VERSION AS OF` / `TIMESTAMP AS OF` table reference into a versioned name.
+pub(crate) fn rewrite_time_travel(stmt: &mut Statement) -> Result<()> {
+    let mut rewriter = TimeTravelRewriter { error: None };
+    let _ = stmt.visit(&mut rewriter);
+    match rewriter.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

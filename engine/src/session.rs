@@ -1,0 +1,261 @@
+//! The engine (one per warehouse) and its sessions (one per user connection or CLI run).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::TryStreamExt;
+use kura_catalog::Catalog;
+use kura_storage::Warehouse;
+
+use crate::names::{CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::parser::{ParsedStatement, StatementKind, parse_sql};
+use crate::provider::{KuraCatalogProvider, rewrite_time_travel};
+use crate::{Error, Result};
+
+/// One warehouse, opened. Shared by all sessions.
+#[derive(Debug)]
+pub struct Engine {
+    warehouse: Warehouse,
+    catalog: Arc<Catalog>,
+}
+
+impl Engine {
+    /// Opens the warehouse at `location` (see [`kura_storage::WarehouseLocation`]) and makes sure
+    /// it has the default `public` schema.
+    pub async fn open(location: &str) -> Result<Arc<Self>> {
+        let warehouse = Warehouse::open(location).await?;
+        let catalog = Arc::new(Catalog::open(&warehouse).await?);
+        if !catalog.cached().state.schemas.contains_key(DEFAULT_SCHEMA) {
+            catalog
+                .commit("kura", "CREATE SCHEMA public", |s| {
+                    s.create_schema(kura_catalog::SchemaEntry::new(DEFAULT_SCHEMA), true)
+                })
+                .await?;
+        }
+        Ok(Arc::new(Self { warehouse, catalog }))
+    }
+
+    /// The warehouse location.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// The durable catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// A new session for `user`.
+    pub fn session(self: &Arc<Self>, user: &str) -> Session {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
+        // planner; without it DML planned with this session would fail.
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        kura_udfs::register_all(&ctx);
+        Session {
+            engine: self.clone(),
+            ctx,
+            user: user.to_string(),
+            base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            progress: None,
+        }
+    }
+}
+
+/// What a statement produced.
+pub enum StatementOutput {
+    /// Rows, streamed.
+    Rows(SendableRecordBatchStream),
+    /// A command's completion tag (`CREATE TABLE`, `INSERT 0 5`) and affected row count.
+    Command {
+        /// PostgreSQL-style command tag.
+        tag: String,
+        /// Rows inserted, deleted, updated or copied, when the command counts rows.
+        rows: Option<u64>,
+    },
+}
+
+impl std::fmt::Debug for StatementOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rows(s) => f.debug_tuple("Rows").field(&s.schema()).finish(),
+            Self::Command { tag, rows } => f.debug_struct("Command").field("tag", tag).field("rows", rows).finish(),
+        }
+    }
+}
+
+impl StatementOutput {
+    pub(crate) fn command(tag: impl Into<String>) -> Self {
+        Self::Command { tag: tag.into(), rows: None }
+    }
+
+    pub(crate) fn counted(tag: &str, rows: u64) -> Self {
+        Self::Command { tag: format!("{tag} {rows}"), rows: Some(rows) }
+    }
+
+    /// Collects a row stream (an empty list for commands).
+    pub async fn collect(self) -> Result<(Option<SchemaRef>, Vec<RecordBatch>)> {
+        match self {
+            Self::Rows(stream) => {
+                let schema = stream.schema();
+                let batches = stream.try_collect().await.map_err(Error::from_datafusion)?;
+                Ok((Some(schema), batches))
+            }
+            Self::Command { .. } => Ok((None, vec![])),
+        }
+    }
+}
+
+/// A user's session: settings, current directory for file paths, and the DataFusion context.
+pub struct Session {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) ctx: SessionContext,
+    pub(crate) user: String,
+    pub(crate) base_dir: PathBuf,
+    pub(crate) progress: Option<Arc<dyn ProgressSink>>,
+}
+
+/// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
+pub trait ProgressSink: Send + Sync {
+    /// `done` units (bytes) of `total` for the operation named `label`.
+    fn update(&self, label: &str, done: u64, total: Option<u64>);
+    /// The operation named `label` ended.
+    fn finish(&self, label: &str);
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("user", &self.user).finish()
+    }
+}
+
+impl Session {
+    /// The user this session runs as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The engine behind this session.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Relative file paths in `COPY` resolve against this directory (default: the process's
+    /// current directory; `kura sql -f script.sql` uses the script's directory).
+    pub fn set_base_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.base_dir = dir.into();
+    }
+
+    /// Reports progress of long operations to `sink`.
+    pub fn set_progress(&mut self, sink: Arc<dyn ProgressSink>) {
+        self.progress = Some(sink);
+    }
+
+    pub(crate) fn resolve_path(&self, path: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        if p.is_absolute() { p } else { self.base_dir.join(p) }
+    }
+
+    /// Runs every statement in `sql`, stopping at the first error. Row results are collected.
+    pub async fn execute_all(&self, sql: &str) -> Result<Vec<(String, StatementOutput)>> {
+        let mut out = Vec::new();
+        for stmt in parse_sql(sql)? {
+            let text = stmt.text.clone();
+            out.push((text, self.execute(stmt).await?));
+        }
+        Ok(out)
+    }
+
+    /// Runs one SQL statement and collects its rows; for tests and simple callers.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut stmts = parse_sql(sql)?;
+        if stmts.len() != 1 {
+            return Err(Error::Invalid(format!("expected one statement, got {}", stmts.len())));
+        }
+        let out = self.execute(stmts.remove(0)).await?;
+        Ok(out.collect().await?.1)
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
+        self.pin_catalog().await?;
+        match stmt.kind {
+            StatementKind::Copy(copy) => crate::copy::execute(self, *copy).await,
+            StatementKind::Sql(sql) => self.execute_sql(*sql).await,
+        }
+    }
+
+    /// Pins the newest catalog version for the next statement.
+    pub(crate) async fn pin_catalog(&self) -> Result<()> {
+        let snapshot = self.engine.catalog.refresh().await?;
+        let provider =
+            KuraCatalogProvider::new(self.engine.warehouse.clone(), snapshot, self.ctx.state_weak_ref());
+        self.ctx.register_catalog(CATALOG_NAME, Arc::new(provider));
+        Ok(())
+    }
+
+    async fn execute_sql(&self, mut stmt: Statement) -> Result<StatementOutput> {
+        rewrite_time_travel(&mut stmt)?;
+        match stmt {
+            Statement::CreateSchema { .. }
+            | Statement::CreateTable(_)
+            | Statement::CreateView(_)
+            | Statement::Drop { .. }
+            | Statement::AlterTable(_) => crate::ddl::execute(self, stmt).await,
+            Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) | Statement::Truncate(_) => {
+                crate::dml::execute(self, stmt).await
+            }
+            Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Err(
+                Error::Unsupported("transactions: each statement commits on its own (autocommit)".into()),
+            ),
+            other => self.run_generic(other).await,
+        }
+    }
+
+    /// Plans a statement with DataFusion.
+    pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await.map_err(Error::from_datafusion)
+    }
+
+    /// Queries, EXPLAIN, SHOW and SET: anything that reads or changes only session settings.
+    async fn run_generic(&self, stmt: Statement) -> Result<StatementOutput> {
+        let plan = self.plan(stmt).await?;
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
+                Err(Error::Unsupported(format!("statement of kind {}", plan.display())))
+            }
+            LogicalPlan::Statement(_) => {
+                let df = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+                df.collect().await.map_err(Error::from_datafusion)?;
+                Ok(StatementOutput::command("SET"))
+            }
+            _ => Ok(StatementOutput::Rows(self.stream_plan(plan).await?)),
+        }
+    }
+
+    /// Optimises, plans and starts executing a logical plan.
+    pub(crate) async fn stream_plan(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let state = self.ctx.state();
+        let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
+        execute_stream(physical, self.ctx.task_ctx()).map_err(Error::from_datafusion)
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests that need more than SQL: restarts, several processes, SIGKILL, S3.
+//! One binary so it links once.
+
+mod support;
+
+mod concurrency;
+mod crash;
+mod persistence;
+mod s3;
