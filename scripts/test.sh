@@ -48,8 +48,8 @@ done
 RUN=run-$(date +%s)-$$
 
 step "S3: SQL suite and integration tests against moto"
-KURA_TEST_WAREHOUSE=s3://kura-test/$RUN/slt cargo test -p kura-tests --test slt
-KURA_TEST_S3=s3://kura-test/$RUN/it cargo test -p kura-tests --test it s3::
+KURA_TEST_WAREHOUSE=s3://kura-test/$RUN/slt cargo test --workspace --test slt
+KURA_TEST_S3=s3://kura-test/$RUN/it cargo test --workspace --test it -- s3::
 
 step "Delta interoperability: Python deltalake reads Kura's tables (local and S3)"
 KURA=$CARGO_TARGET_DIR/debug/kura

@@ -87,7 +87,7 @@ fn is_numeric(dt: &DataType) -> bool {
 /// Prints an aligned table followed by "(N rows)".
 pub fn print_table(schema: &SchemaRef, batches: &[RecordBatch]) -> kura_engine::Result<()> {
     let mut table = Table::new();
-    table.load_preset(presets::ASCII_BORDERS_ONLY_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    table.load_preset(presets::ASCII_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(schema.fields().iter().map(|f| f.name().clone()));
     let mut rows = 0usize;
     for batch in batches {
