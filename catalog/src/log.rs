@@ -120,6 +120,11 @@ impl Catalog {
         for attempt in 0..MAX_ATTEMPTS {
             let mut state = base.state.clone();
             change(&mut state)?;
+            if state == base.state {
+                // Nothing changed (e.g. CREATE SCHEMA IF NOT EXISTS on an existing schema):
+                // no new version, so history only records real changes.
+                return Ok(base);
+            }
             let next = Snapshot {
                 version: base.version + 1,
                 committed_at: Utc::now(),
@@ -256,6 +261,15 @@ mod tests {
         let errors: Vec<_> = [ra.err(), rb.err()].into_iter().flatten().collect();
         assert_eq!(errors.len(), 1, "exactly one writer must fail");
         assert_eq!(errors[0].to_string(), "schema \"x\" already exists");
+    }
+
+    #[tokio::test]
+    async fn unchanged_state_writes_no_version() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let cat = Catalog::open_store(store).await.unwrap();
+        cat.commit("t", "s", |s| s.create_schema(SchemaEntry::new("s"), true)).await.unwrap();
+        let again = cat.commit("t", "s", |s| s.create_schema(SchemaEntry::new("s"), true)).await.unwrap();
+        assert_eq!(again.version, 1);
     }
 
     #[tokio::test]

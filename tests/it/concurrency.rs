@@ -1,36 +1,12 @@
 //! Several writers at once: catalog changes and appends from separate engines (as separate
 //! processes would) and from separate `kura` processes.
 
-use crate::support::{count, kura_bin};
+use crate::support::{concurrent_writers, kura_bin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_change_catalog_and_append_concurrently() {
     let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("wh").to_string_lossy().to_string();
-    let setup = kura_engine::Engine::open(&location).await.unwrap();
-    setup.session("kura").execute_all("CREATE TABLE shared (writer INT, n INT)").await.unwrap();
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let location = location.clone();
-        tasks.push(tokio::spawn(async move {
-            // A separate engine: its own catalog handle, like another process.
-            let engine = kura_engine::Engine::open(&location).await.unwrap();
-            let s = engine.session("kura");
-            s.execute_all(&format!("CREATE TABLE own_{w} (a INT)")).await.unwrap();
-            for i in 0..5 {
-                s.execute_all(&format!("INSERT INTO shared VALUES ({w}, {i})")).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let engine = kura_engine::Engine::open(&location).await.unwrap();
-    let s = engine.session("kura");
-    assert_eq!(count(&s, "SELECT count(*) FROM shared").await, 20, "no append was lost");
-    for w in 0..4 {
-        assert_eq!(count(&s, &format!("SELECT count(*) FROM own_{w}")).await, 0);
-    }
+    concurrent_writers(&dir.path().join("wh").to_string_lossy(), 4, 5).await;
 }
 
 #[test]

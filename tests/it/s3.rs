@@ -2,7 +2,7 @@
 //! catalog on S3, and concurrent writers that must not lose a commit. Skipped (with a notice)
 //! when `KURA_TEST_S3` is not set; the test script always sets it.
 
-use crate::support::count;
+use crate::support::{concurrent_writers, count};
 
 fn s3_base() -> Option<String> {
     match std::env::var("KURA_TEST_S3") {
@@ -17,32 +17,7 @@ fn s3_base() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_s3_lose_nothing() {
     let Some(base) = s3_base() else { return };
-    let location = format!("{base}/concurrent-{}", std::process::id());
-    let setup = kura_engine::Engine::open(&location).await.unwrap();
-    setup.session("kura").execute_all("CREATE TABLE events (writer INT, n INT)").await.unwrap();
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let location = location.clone();
-        tasks.push(tokio::spawn(async move {
-            let engine = kura_engine::Engine::open(&location).await.unwrap();
-            let s = engine.session("kura");
-            s.execute_all(&format!("CREATE TABLE w{w} (a INT)")).await.unwrap();
-            for i in 0..4 {
-                s.execute_all(&format!("INSERT INTO events VALUES ({w}, {i})")).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let engine = kura_engine::Engine::open(&location).await.unwrap();
-    let s = engine.session("kura");
-    assert_eq!(count(&s, "SELECT count(*) FROM events").await, 16, "every append committed");
-    assert_eq!(count(&s, "SELECT count(DISTINCT writer) FROM events").await, 4);
-    let snapshot = engine.catalog().cached();
-    for w in 0..4 {
-        assert!(snapshot.state.table("public", &format!("w{w}")).is_ok(), "catalog change of writer {w} kept");
-    }
+    concurrent_writers(&format!("{base}/concurrent-{}", std::process::id()), 4, 4).await;
 }
 
 #[tokio::test]

@@ -22,3 +22,34 @@ pub async fn count(session: &Session, sql: &str) -> i64 {
     let batches = session.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("count is bigint").value(0)
 }
+
+/// Runs `writers` engines at once on one warehouse (as separate processes would): each creates a
+/// table of its own and appends `appends` rows to the shared table `events`. Then checks, on a
+/// fresh engine, that every append and every catalog change landed.
+pub async fn concurrent_writers(location: &str, writers: usize, appends: usize) {
+    let setup = kura_engine::Engine::open(location).await.unwrap();
+    setup.session("kura").execute_all("CREATE TABLE events (writer INT, n INT)").await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let location = location.to_string();
+        tasks.push(tokio::spawn(async move {
+            // A separate engine: its own catalog handle, like another process.
+            let engine = kura_engine::Engine::open(&location).await.unwrap();
+            let s = engine.session("kura");
+            s.execute_all(&format!("CREATE TABLE own_{w} (a INT)")).await.unwrap();
+            for i in 0..appends {
+                s.execute_all(&format!("INSERT INTO events VALUES ({w}, {i})")).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let engine = kura_engine::Engine::open(location).await.unwrap();
+    let s = engine.session("kura");
+    assert_eq!(count(&s, "SELECT count(*) FROM events").await, (writers * appends) as i64, "no append was lost");
+    assert_eq!(count(&s, "SELECT count(DISTINCT writer) FROM events").await, writers as i64);
+    for w in 0..writers {
+        assert_eq!(count(&s, &format!("SELECT count(*) FROM own_{w}")).await, 0, "catalog change of writer {w} kept");
+    }
+}

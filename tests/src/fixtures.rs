@@ -40,6 +40,11 @@ pub fn write_all(dir: &Path) -> std::io::Result<()> {
     let mut broken = b"id,name_kanji,name_kana,birth_date,sex,weight\n".to_vec();
     broken.extend_from_slice(b"12,\x82\xa0\x82,\x83A,1970-01-01,1,60\n");
     std::fs::write(dir.join("people_broken_sjis.csv"), broken)?;
+    // Dates as municipal systems write them: slashes and 8 digits.
+    std::fs::write(
+        dir.join("people_dates.csv"),
+        "14,木村 涼,キムラ リョウ,1971/2/3,1,\n15,林 茜,ハヤシ アカネ,19830415,2,\n16,清水 悟,シミズ サトル,1983-04-31,1,\n",
+    )?;
     // PostgreSQL text format: tabs, \N for NULL.
     std::fs::write(dir.join("people.tsv"), "13\t井上 光\tイノウエ ヒカル\t1966-06-16\t1\t\\N\n")?;
     Ok(())

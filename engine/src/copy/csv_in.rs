@@ -346,7 +346,11 @@ impl BatchBuilder {
             let converted: ArrayRef = if matches!(field.data_type(), DataType::Utf8) {
                 Arc::new(input.clone())
             } else {
-                let trimmed: StringArray = input.iter().map(|v| v.map(str::trim)).collect();
+                let trimmed: StringArray = if matches!(field.data_type(), DataType::Date32) {
+                    input.iter().map(|v| v.map(normalize_date)).collect()
+                } else {
+                    input.iter().map(|v| v.map(str::trim)).collect()
+                };
                 cast_with_options(&trimmed, field.data_type(), &options).map_err(DataFusionError::from)?
             };
             for row in 0..n {
@@ -389,6 +393,22 @@ impl BatchBuilder {
         let kept = filter_record_batch(&all, &BooleanArray::from(keep)).map_err(build_err)?;
         RecordBatch::try_new(job.target.clone(), kept.columns().to_vec()).map_err(build_err)
     }
+}
+
+/// Municipal systems write dates as `2024/04/01` or `20240401` as often as ISO; accept those.
+fn normalize_date(value: &str) -> std::borrow::Cow<'_, str> {
+    let v = value.trim();
+    let b = v.as_bytes();
+    if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
+        return format!("{}-{}-{}", &v[0..4], &v[4..6], &v[6..8]).into();
+    }
+    if b.len() >= 8 && b.len() <= 10 && b[4] == b'/' && v.chars().all(|c| c.is_ascii_digit() || c == '/') {
+        let parts: Vec<&str> = v.split('/').collect();
+        if let [y, m, d] = parts[..] {
+            return format!("{y}-{m:0>2}-{d:0>2}").into();
+        }
+    }
+    v.into()
 }
 
 fn record_text(columns: &[StringArray], row: usize, delimiter: u8) -> String {
