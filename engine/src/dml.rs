@@ -46,6 +46,8 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 _ => None,
             };
             let rows = run_counting(session, plan, &qn.to_string(), target).await?;
+            let entry = target_entry(session, &qn)?;
+            after_write(&session.engine.warehouse().table_handle(&entry.location)?).await;
             Ok(StatementOutput::counted("INSERT 0", rows))
         }
         Statement::Delete(delete) => delete_rows(session, delete).await,
@@ -55,15 +57,25 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 let qn = qualified(&target.name)?;
                 let entry = target_entry(session, &qn)?;
                 let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
-                table
+                let (table, _) = table
                     .delete()
                     .with_session_state(Arc::new(session.ctx.state()))
                     .with_session_fallback_policy(SessionFallbackPolicy::RequireSessionState)
-                    .await?;
+                    .await
+                    .map_err(|e| scrub_delta_error(e, &qn))?;
+                after_write(&table).await;
             }
             Ok(StatementOutput::command("TRUNCATE TABLE"))
         }
         other => Err(Error::Unsupported(other.to_string())),
+    }
+}
+
+/// After a committed write: keep the table's log short (checkpoints). Failure here does not undo
+/// the write, so it is logged, not returned.
+pub(crate) async fn after_write(table: &DeltaTable) {
+    if let Err(e) = kura_storage::checkpoint_if_due(table).await {
+        tracing::warn!(table = %table.table_url(), error = %e, "could not write a checkpoint");
     }
 }
 
@@ -166,6 +178,7 @@ pub(crate) async fn insert_into_table(
     let batches = collect(sink, session.ctx.task_ctx())
         .await
         .map_err(|e| not_null_error(e, display_name, Some(&target)))?;
+    after_write(&table).await;
     Ok(batches
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| a.value(0)))
@@ -269,7 +282,8 @@ async fn delete_rows(session: &Session, delete: Delete) -> Result<StatementOutpu
     if let Some(p) = predicate.clone() {
         builder = builder.with_predicate(p);
     }
-    let (_, metrics) = builder.await.map_err(|e| scrub_delta_error(e, &qn))?;
+    let (after, metrics) = builder.await.map_err(|e| scrub_delta_error(e, &qn))?;
+    after_write(&after).await;
     let rows = match metrics.num_deleted_rows {
         Some(n) => n as u64,
         // Whole files were removed from metadata alone; count them on the version before.
@@ -328,6 +342,7 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
     if let Some(p) = predicate {
         builder = builder.with_predicate(p);
     }
-    let (_, metrics) = builder.await.map_err(|e| scrub_delta_error(e, &qn))?;
+    let (after, metrics) = builder.await.map_err(|e| scrub_delta_error(e, &qn))?;
+    after_write(&after).await;
     Ok(StatementOutput::counted("UPDATE", metrics.num_updated_rows as u64))
 }

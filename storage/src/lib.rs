@@ -35,7 +35,7 @@ mod warehouse;
 
 pub use error::{Error, Result};
 pub use location::WarehouseLocation;
-pub use tables::{TableVersionSpec, delta_schema_from_arrow};
+pub use tables::{CHECKPOINT_INTERVAL, TableVersionSpec, checkpoint_if_due, delta_schema_from_arrow};
 pub use warehouse::Warehouse;
 
 /// Re-export of the delta-rs crate as Kura uses it, so that upper crates share one version.

@@ -5,5 +5,6 @@ mod support;
 
 mod concurrency;
 mod crash;
+mod delta_log;
 mod persistence;
 mod s3;

@@ -145,6 +145,7 @@ pub(crate) async fn load_csv(
         p.finish(&format!("COPY {qn}"));
     }
     let batches = result.map_err(Error::from_datafusion)?;
+    crate::dml::after_write(&table).await;
     let rejects = rejects?;
     let rows = batches
         .first()
