@@ -240,6 +240,12 @@ fn read_csv<R: Read>(
         if first {
             first = false;
             if job.options.header {
+                if job.options.header_match {
+                    if let Some(e) = header_mismatch(&job, &record, line) {
+                        send_err(e);
+                        return Ok(rejects);
+                    }
+                }
                 continue;
             }
         }
@@ -291,6 +297,21 @@ fn read_csv<R: Read>(
     }
     progress(counter.load(Ordering::Relaxed));
     Ok(rejects)
+}
+
+/// `HEADER MATCH`: the first record must name the loaded columns, in order.
+fn header_mismatch(job: &CsvJob, record: &csv::ByteRecord, line: u64) -> Option<Error> {
+    if record.len() != job.file_columns.len() {
+        return Some(bad(job, line, None, format!("header has {} fields, expected {}", record.len(), job.file_columns.len())));
+    }
+    for (i, field) in record.iter().enumerate() {
+        let expected = job.target.field(job.file_columns[i]).name();
+        let got = std::str::from_utf8(field).unwrap_or("").trim();
+        if got != expected {
+            return Some(bad(job, line, Some(i), format!("header names \"{got}\" where \"{expected}\" is expected")));
+        }
+    }
+    None
 }
 
 fn csv_error_kind(e: &csv::Error) -> String {

@@ -27,6 +27,8 @@ pub(crate) enum FileEncoding {
 pub(crate) struct CopyOptions {
     pub format: CopyFormat,
     pub header: bool,
+    /// `HEADER MATCH`: the header's names must equal the loaded columns, in order.
+    pub header_match: bool,
     pub delimiter: u8,
     pub quote: u8,
     pub escape: Option<u8>,
@@ -64,6 +66,7 @@ impl CopyOptions {
         let mut o = CopyOptions {
             format,
             header: false,
+            header_match: false,
             delimiter: if format == CopyFormat::Text { b'\t' } else { b',' },
             quote: b'"',
             escape: None,
@@ -74,7 +77,11 @@ impl CopyOptions {
         for (key, value) in options {
             match key.as_str() {
                 "format" => {}
-                "header" => o.header = value.eq_ignore_ascii_case("match") || boolean(key, value)?,
+                "header" if value.eq_ignore_ascii_case("match") => {
+                    o.header = true;
+                    o.header_match = true;
+                }
+                "header" => o.header = boolean(key, value)?,
                 "delimiter" => o.delimiter = single_byte(key, value)?,
                 "quote" => o.quote = single_byte(key, value)?,
                 "escape" => o.escape = Some(single_byte(key, value)?),
