@@ -138,6 +138,8 @@ async fn main() -> Result<()> {
     // 2. The same data as plain Parquet for DataFusion.
     let parquet = args.dir.join(format!("parquet-{}", args.persons));
     std::fs::create_dir_all(&parquet)?;
+    // COPY resolves relative paths against the session folder (the source); be explicit.
+    let parquet = parquet.canonicalize()?;
     let plain = SessionContext::new();
     for table in TABLES {
         let file = parquet.join(format!("{table}.parquet"));
