@@ -33,7 +33,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 datafusion::sql::sqlparser::ast::TableObject::TableName(name) => qualified(name)?,
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             };
-            target_entry(session, &qn)?;
+            let entry = target_entry(session, &qn)?;
             let planned = session.plan(Statement::Insert(insert)).await.map_err(|e| match e {
                 Error::DataFusion(df) if df.to_string().contains("Column count doesn't match insert query") => {
                     Error::Invalid(format!("the number of INSERT values does not match the columns of \"{qn}\""))
@@ -46,7 +46,6 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 _ => None,
             };
             let rows = run_counting(session, plan, &qn.to_string(), target).await?;
-            let entry = target_entry(session, &qn)?;
             after_write(&session.engine.warehouse().table_handle(&entry.location)?).await;
             Ok(StatementOutput::counted("INSERT 0", rows))
         }

@@ -35,9 +35,9 @@ pub fn delta_schema_from_arrow(schema: &ArrowSchema) -> Result<StructType> {
 /// harmless (same version, same content).
 pub async fn checkpoint_if_due(table: &DeltaTable) -> Result<bool> {
     use object_store::ObjectStoreExt;
-    let mut table = table.clone();
-    table.load().await?;
-    let version = table.version().unwrap_or(0);
+    // Only the newest version number is needed to decide; the full snapshot is loaded only
+    // when a checkpoint is actually due.
+    let version = table.get_latest_version().await?;
     let store = table.log_store().object_store(None);
     let last = match store.get(&object_store::path::Path::from("_delta_log/_last_checkpoint")).await {
         Ok(got) => {
@@ -53,6 +53,8 @@ pub async fn checkpoint_if_due(table: &DeltaTable) -> Result<bool> {
     if version < last + CHECKPOINT_INTERVAL {
         return Ok(false);
     }
+    let mut table = table.clone();
+    table.load_version(version).await?;
     deltalake::checkpoints::create_checkpoint(&table, None).await?;
     tracing::debug!(version, "wrote checkpoint");
     Ok(true)
