@@ -24,6 +24,12 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3'
 
+step "system tools (psql client, openssl)"
+if ! command -v psql >/dev/null || ! command -v openssl >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql-client openssl
+fi
+
 step "build"
 cargo build --workspace --tests --bins
 

@@ -16,6 +16,8 @@ pub enum ObjectKind {
     View,
     /// A table or a view (both live in one namespace, as in PostgreSQL).
     Relation,
+    /// A role (a user is a role that can log in).
+    Role,
 }
 
 impl fmt::Display for ObjectKind {
@@ -25,6 +27,7 @@ impl fmt::Display for ObjectKind {
             Self::Table => "table",
             Self::View => "view",
             Self::Relation => "relation",
+            Self::Role => "role",
         })
     }
 }

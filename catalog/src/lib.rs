@@ -30,7 +30,9 @@
 mod error;
 mod log;
 mod model;
+mod roles;
 
 pub use error::{Error, ObjectKind, Result};
 pub use log::{Catalog, Snapshot};
 pub use model::{CatalogState, SchemaEntry, TableEntry, ViewEntry};
+pub use roles::{Grant, GrantObject, Privilege, RoleEntry};

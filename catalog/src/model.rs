@@ -1,7 +1,7 @@
 //! The catalog's content. Every field that later issues add must be `#[serde(default)]` so that
 //! older commits stay readable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,12 @@ pub struct CatalogState {
     /// Schemas by name; each holds its tables and views.
     #[serde(default)]
     pub schemas: BTreeMap<String, SchemaEntry>,
+    /// Roles and users by name.
+    #[serde(default)]
+    pub roles: BTreeMap<String, crate::RoleEntry>,
+    /// Privileges granted on tables, views and schemas.
+    #[serde(default)]
+    pub grants: BTreeSet<crate::Grant>,
 }
 
 /// A schema (namespace) and the relations in it.
@@ -58,6 +64,10 @@ pub struct TableEntry {
     pub partition_columns: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The role that created it; it holds every privilege on it. Empty for tables made before
+    /// roles existed (only superusers reach those unless granted).
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl TableEntry {
@@ -70,11 +80,13 @@ impl TableEntry {
             location: format!("tables/{id}"),
             partition_columns,
             created_at: Utc::now(),
+            owner: String::new(),
         }
     }
 }
 
-/// A view: a stored query, planned anew (with the querying user's rights) on each use.
+/// A view: a stored query, planned anew on each use with its owner's rights on the relations it
+/// reads (as in PostgreSQL), so granting a view does not grant its tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViewEntry {
     /// View name.
@@ -86,6 +98,9 @@ pub struct ViewEntry {
     pub columns: Vec<String>,
     /// When it was created or last replaced.
     pub created_at: DateTime<Utc>,
+    /// The role that created it; the view reads its tables with this role's rights.
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl CatalogState {
@@ -135,6 +150,7 @@ impl CatalogState {
             return Err(Error::SchemaNotEmpty { name: name.into(), count: schema.relation_count() });
         }
         let removed = self.schemas.remove(name).expect("checked above");
+        self.grants.retain(|g| g.object.schema() != name);
         Ok(removed.tables.into_values().collect())
     }
 
@@ -155,10 +171,13 @@ impl CatalogState {
 
     /// Removes a table and returns its entry (so its files can be removed).
     pub fn drop_table(&mut self, schema: &str, name: &str) -> Result<TableEntry> {
-        self.schema_mut(schema)?
+        let entry = self
+            .schema_mut(schema)?
             .tables
             .remove(name)
-            .ok_or_else(|| Error::NotFound { kind: ObjectKind::Table, name: format!("{schema}.{name}") })
+            .ok_or_else(|| Error::NotFound { kind: ObjectKind::Table, name: format!("{schema}.{name}") })?;
+        self.forget_relation_grants(schema, name);
+        Ok(entry)
     }
 
     /// Adds a view, or replaces an existing view with `or_replace`.
@@ -173,10 +192,13 @@ impl CatalogState {
 
     /// Removes a view.
     pub fn drop_view(&mut self, schema: &str, name: &str) -> Result<ViewEntry> {
-        self.schema_mut(schema)?
+        let entry = self
+            .schema_mut(schema)?
             .views
             .remove(name)
-            .ok_or_else(|| Error::NotFound { kind: ObjectKind::View, name: format!("{schema}.{name}") })
+            .ok_or_else(|| Error::NotFound { kind: ObjectKind::View, name: format!("{schema}.{name}") })?;
+        self.forget_relation_grants(schema, name);
+        Ok(entry)
     }
 }
 
@@ -189,7 +211,13 @@ mod tests {
         let mut s = CatalogState::default();
         s.create_schema(SchemaEntry::new("public"), false).unwrap();
         s.create_table("public", TableEntry::new("t", vec![])).unwrap();
-        let v = ViewEntry { name: "t".into(), sql: "SELECT 1".into(), columns: vec![], created_at: Utc::now() };
+        let v = ViewEntry {
+            name: "t".into(),
+            sql: "SELECT 1".into(),
+            columns: vec![],
+            created_at: Utc::now(),
+            owner: String::new(),
+        };
         assert!(matches!(s.create_view("public", v, true), Err(Error::AlreadyExists { .. })));
         assert!(matches!(
             s.create_table("public", TableEntry::new("t", vec![])),

@@ -1,7 +1,8 @@
 //! `kura`: the command-line front door of the Kura lakehouse.
 //!
-//! `kura demo` builds a demo warehouse from synthetic data; `kura sql` runs SQL against a
-//! warehouse in-process; `kura datagen` writes synthetic source files.
+//! `kura demo` builds and serves a demo warehouse from synthetic data; `kura init` and
+//! `kura serve` set up and serve a warehouse over the PostgreSQL protocol; `kura sql` runs SQL
+//! against a warehouse in-process; `kura datagen` writes synthetic source files.
 
 mod progress;
 mod render;
@@ -65,15 +66,40 @@ enum Command {
         /// Number of synthetic persons.
         #[arg(long, default_value_t = 10_000)]
         persons: u64,
-        /// Address the server will listen on once `kura serve` lands.
+        /// Address to serve the demo on (PostgreSQL protocol).
         #[arg(long, default_value = "127.0.0.1:5433")]
-        listen: String,
+        listen: std::net::SocketAddr,
         /// Rebuild even if the demo warehouse already exists.
         #[arg(long)]
         fresh: bool,
-        /// Do not open the interactive prompt afterwards.
+        /// Build the demo warehouse, print how to use it, and exit without serving.
+        #[arg(long, alias = "no-prompt")]
+        no_serve: bool,
+    },
+    /// Create a warehouse's first superuser `kura` (password from KURA_ADMIN_PASSWORD, or
+    /// generated and printed once).
+    Init {
+        /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
+        #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
+        data: String,
+    },
+    /// Serve a warehouse over the PostgreSQL protocol (psql, drivers, BI tools).
+    Serve {
+        /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
+        #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
+        data: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Refuse connections without TLS, except from loopback.
         #[arg(long)]
-        no_prompt: bool,
+        require_tls: bool,
     },
 }
 
@@ -140,8 +166,74 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             datagen(persons, seed, &out)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Demo { data, persons, listen, fresh, no_prompt } => demo(data, persons, listen, fresh, no_prompt).await,
+        Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
+        Command::Init { data } => init(&data).await,
+        Command::Serve { data, listen, tls_cert, tls_key, require_tls } => {
+            let engine = Engine::open(&data).await.with_context(|| format!("cannot open warehouse {data}"))?;
+            if engine.catalog().cached().state.roles.is_empty() {
+                bail!("warehouse {data} has no users yet; run `kura init --data {data}` first");
+            }
+            let config = kura_server::ServerConfig { listen, tls: tls_cert.zip(tls_key), require_tls };
+            serve(engine, config).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Creates the first superuser of a warehouse.
+async fn init(data: &str) -> Result<std::process::ExitCode> {
+    let engine = Engine::open(data).await.with_context(|| format!("cannot open warehouse {data}"))?;
+    if !engine.catalog().cached().state.roles.is_empty() {
+        bail!("warehouse {data} is already initialised (it has users); manage them with CREATE/ALTER USER");
+    }
+    let (password, generated) = match std::env::var("KURA_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (random_password(), true),
+    };
+    let session = engine.session("kura");
+    session
+        .execute_all(&format!("CREATE USER kura WITH SUPERUSER PASSWORD '{}'", password.replace('\'', "''")))
+        .await?;
+    println!("Initialised warehouse {data} with superuser `kura`.");
+    if generated {
+        println!("Its password (shown once, store it now): {password}");
+    } else {
+        println!("Its password is the one in KURA_ADMIN_PASSWORD.");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    (0..24).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Serves until SIGTERM or Ctrl-C.
+async fn serve(engine: std::sync::Arc<Engine>, config: kura_server::ServerConfig) -> Result<()> {
+    let server = kura_server::Server::bind(engine, config).await?;
+    eprintln!("Kura is serving on {} (stop with Ctrl-C).", server.local_addr()?);
+    server.run(shutdown_signal()).await;
+    eprintln!("Kura stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
 }
 
 fn datagen(persons: u64, seed: u64, out: &std::path::Path) -> Result<()> {
@@ -191,7 +283,13 @@ async fn run_script(session: &Session, sql: &str, out: &render::Output) -> bool 
     true
 }
 
-async fn demo(dir: PathBuf, persons: u64, listen: String, fresh: bool, no_prompt: bool) -> Result<std::process::ExitCode> {
+/// Demo users: (name, password, what they may do). Passwords are for a loopback demo only.
+const DEMO_USERS: [(&str, &str, &str); 2] = [
+    ("kura", "kura-demo", "superuser: every table, roles and grants"),
+    ("analyst", "analyst-demo", "reads the source schemas, not the linkage ground truth"),
+];
+
+async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: bool, no_serve: bool) -> Result<std::process::ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let source = dir.join("source");
@@ -221,19 +319,33 @@ async fn demo(dir: PathBuf, persons: u64, listen: String, fresh: bool, no_prompt
             }
         }
         eprintln!("Loaded {loaded} rows in {:.1}s.", started.elapsed().as_secs_f64());
+        let mut roles = format!("CREATE USER kura WITH SUPERUSER PASSWORD '{}';", DEMO_USERS[0].1);
+        roles.push_str(&format!("CREATE ROLE analysts; CREATE USER analyst PASSWORD '{}' IN ROLE analysts;", DEMO_USERS[1].1));
+        let snapshot = engine.catalog().cached();
+        for schema in snapshot.state.schemas.keys().filter(|s| s.as_str() != "truth") {
+            roles.push_str(&format!("GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO analysts;"));
+        }
+        session.execute_all(&roles).await.context("creating the demo users failed")?;
         std::fs::write(&marker, b"")?;
     }
     let data = warehouse.to_string_lossy().to_string();
     println!();
     println!("Kura demo warehouse is ready: {data}");
-    println!("Query it in-process:");
-    println!("  kura sql --data {data}");
-    println!("  kura sql --data {data} -c \"SELECT sex, count(*) FROM resident.residents GROUP BY sex\"");
-    println!("(`kura serve` on {listen} with psql lines per role arrives with the server issue.)");
-    if !no_prompt && render::stdin_is_terminal() {
-        let engine = Engine::open(&data).await?;
-        let mut session = engine.session("kura");
-        repl::run(&mut session, render::Output { csv: false, timing: true }).await?;
+    println!("Connect with psql (one line per role):");
+    for (user, password, what) in DEMO_USERS {
+        println!(
+            "  PGPASSWORD={password} psql \"host={} port={} user={user} dbname=kura sslmode=disable\"   # {what}",
+            listen.ip(),
+            listen.port()
+        );
     }
+    println!("Or in-process, without the server:");
+    println!("  kura sql --data {data} -c \"SELECT sex, count(*) FROM resident.residents GROUP BY sex\"");
+    if no_serve {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let engine = Engine::open(&data).await?;
+    let config = kura_server::ServerConfig { listen, tls: None, require_tls: false };
+    serve(engine, config).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

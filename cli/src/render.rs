@@ -22,6 +22,7 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+#[allow(dead_code)]
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }

@@ -26,6 +26,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 other => return Err(Error::Unsupported(format!("CREATE SCHEMA {other}"))),
             };
             validate_new_name("schema", &name)?;
+            session.require_superuser("create schemas")?;
             let op = format!("CREATE SCHEMA {name}");
             session
                 .engine
@@ -42,8 +43,11 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
             }
             let qn = qualified(&view.name)?;
             validate_new_name("view", &qn.name)?;
-            // Plan once now so that a broken definition fails here, not at first use.
+            session.require_create_in(&qn.schema)?;
+            // Plan once now so that a broken definition fails here, not at first use, and so
+            // that the creator may only define views over what it can read itself.
             let plan = session.plan(Statement::Query(view.query.clone())).await?;
+            session.check_plan(&plan)?;
             let columns: Vec<String> = view.columns.iter().map(|c| normalize_ident(&c.name)).collect();
             if !columns.is_empty() && columns.len() != plan.schema().fields().len() {
                 return Err(Error::Invalid(format!(
@@ -56,8 +60,16 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
             if view.if_not_exists && snapshot.state.schema(&qn.schema).is_ok_and(|s| s.views.contains_key(&qn.name)) {
                 return Ok(StatementOutput::command("CREATE VIEW"));
             }
-            let entry =
-                ViewEntry { name: qn.name.clone(), sql: view.query.to_string(), columns, created_at: chrono::Utc::now() };
+            if let Ok(existing) = snapshot.state.view(&qn.schema, &qn.name) {
+                session.require_owner(&qn.schema, &qn.name, &existing.owner)?;
+            }
+            let entry = ViewEntry {
+                name: qn.name.clone(),
+                sql: view.query.to_string(),
+                columns,
+                created_at: chrono::Utc::now(),
+                owner: session.user.clone(),
+            };
             let op = format!("CREATE VIEW {qn}");
             session
                 .engine
@@ -77,6 +89,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 Err(_) if alter.if_exists => return Ok(StatementOutput::command("ALTER TABLE")),
                 Err(e) => return Err(Error::catalog(e)),
             };
+            session.require_owner(&qn.schema, &qn.name, &entry.owner)?;
             for op in alter.operations {
                 match op {
                     AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
@@ -107,6 +120,7 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
     }
     let snapshot = session.engine.catalog().cached();
     let schema_entry = snapshot.state.schema(&qn.schema).map_err(Error::catalog)?;
+    session.require_create_in(&qn.schema)?;
     if schema_entry.tables.contains_key(&qn.name) || schema_entry.views.contains_key(&qn.name) {
         if ct.if_not_exists {
             return Ok(StatementOutput::command("CREATE TABLE"));
@@ -119,6 +133,7 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
         return Err(Error::Unsupported("this form of CREATE TABLE".into()));
     };
+    session.check_plan(&cmt.input)?;
     if !cmt.column_defaults.is_empty() {
         return Err(Error::Unsupported("column DEFAULT values".into()));
     }
@@ -169,7 +184,8 @@ async fn register_table(
     partitions: &[String],
     data: Option<LogicalPlan>,
 ) -> Result<Option<u64>> {
-    let entry = TableEntry::new(&qn.name, partitions.to_vec());
+    let mut entry = TableEntry::new(&qn.name, partitions.to_vec());
+    entry.owner = session.user.clone();
     let warehouse = session.engine.warehouse();
     warehouse.create_table(&entry.location, &qn.name, schema, partitions).await?;
     let mut rows = None;
@@ -230,6 +246,7 @@ async fn drop_objects(
             if s == crate::names::DEFAULT_SCHEMA {
                 return Err(Error::Invalid("the public schema cannot be dropped".into()));
             }
+            session.require_superuser("drop schemas")?;
             let op = format!("DROP SCHEMA {s}");
             catalog.commit(&session.user, &op, |state| state.drop_schema(&s, cascade).map(|_| ())).await
         } else {
@@ -249,6 +266,10 @@ async fn drop_objects(
                 let kind = if wanted_table { "table" } else { "view" };
                 return Err(Error::UndefinedObject(format!("{kind} \"{qn}\" does not exist")));
             }
+            let owner = schema
+                .and_then(|s| s.tables.get(&qn.name).map(|t| t.owner.clone()).or_else(|| s.views.get(&qn.name).map(|v| v.owner.clone())))
+                .unwrap_or_default();
+            session.require_owner(&qn.schema, &qn.name, &owner)?;
             let op = format!("{tag} {qn}");
             catalog
                 .commit(&session.user, &op, |state| {

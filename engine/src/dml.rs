@@ -23,6 +23,7 @@ use kura_catalog::TableEntry;
 use kura_storage::TableVersionSpec;
 
 use crate::names::{QualifiedName, normalize_ident, qualified};
+use kura_catalog::Privilege;
 use crate::session::{Session, StatementOutput};
 use crate::{Error, Result};
 
@@ -41,6 +42,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 other => other,
             })?;
             let plan = name_insert_columns(planned)?;
+            session.check_plan(&plan)?;
             let target = match &plan {
                 LogicalPlan::Dml(dml) => Some(dml.target.schema()),
                 _ => None,
@@ -55,6 +57,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
             for target in &truncate.table_names {
                 let qn = qualified(&target.name)?;
                 let entry = target_entry(session, &qn)?;
+                session.require_relation(Privilege::Truncate, &qn.schema, &qn.name)?;
                 let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
                 let (table, _) = table
                     .delete()
@@ -271,6 +274,11 @@ async fn delete_rows(session: &Session, delete: Delete) -> Result<StatementOutpu
     let (name, qualifier) = single_table(from)?;
     let qn = qualified(&name)?;
     let entry = target_entry(session, &qn)?;
+    session.require_relation(Privilege::Delete, &qn.schema, &qn.name)?;
+    if delete.selection.is_some() {
+        // As in PostgreSQL, a WHERE clause reads the table.
+        session.require_relation(Privilege::Select, &qn.schema, &qn.name)?;
+    }
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let predicate = delete.selection.map(|e| plan_expr(session, &table, &qualifier, e)).transpose()?;
     let mut builder = table
@@ -298,6 +306,10 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
     let (name, qualifier) = single_table(std::slice::from_ref(&update.table))?;
     let qn = qualified(&name)?;
     let entry = target_entry(session, &qn)?;
+    session.require_relation(Privilege::Update, &qn.schema, &qn.name)?;
+    // SET expressions and WHERE read the table (PostgreSQL asks for SELECT when they do; Kura
+    // always does, since an UPDATE's row count alone reveals what matched).
+    session.require_relation(Privilege::Select, &qn.schema, &qn.name)?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let schema = table.snapshot()?.snapshot().arrow_schema();
     let mut not_null_checks = Vec::new();

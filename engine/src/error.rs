@@ -62,6 +62,9 @@ pub enum Error {
         /// Column name.
         column: String,
     },
+    /// The user lacks a privilege the statement needs.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The statement is valid SQL but Kura does not support it (yet).
     #[error("not supported: {0}")]
     Unsupported(String),
@@ -122,7 +125,45 @@ impl Error {
             Error::UndefinedObject(m) => Error::UndefinedObject(m.clone()),
             Error::DuplicateObject(m) => Error::DuplicateObject(m.clone()),
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
+            Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
             other => Error::Invalid(other.to_string()),
+        }
+    }
+
+    /// The PostgreSQL SQLSTATE code that clients expect for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Syntax { .. } => "42601",
+            Error::UndefinedObject(m) => {
+                if m.starts_with("column") || m.contains("column \"") {
+                    "42703"
+                } else if m.starts_with("schema") {
+                    "3F000"
+                } else if m.starts_with("role") {
+                    "42704"
+                } else {
+                    "42P01"
+                }
+            }
+            Error::DuplicateObject(m) => {
+                if m.starts_with("schema") {
+                    "42P06"
+                } else if m.starts_with("role") {
+                    "42710"
+                } else {
+                    "42P07"
+                }
+            }
+            Error::BadInput { .. } => "22P04",
+            Error::NotNullViolation { .. } => "23502",
+            Error::PermissionDenied(_) => "42501",
+            Error::Unsupported(_) => "0A000",
+            Error::Invalid(_) => "22023",
+            Error::File { .. } => "58P01",
+            Error::Catalog(kura_catalog::Error::Conflict { .. }) => "40001",
+            Error::Catalog(kura_catalog::Error::Invalid(_)) => "22023",
+            Error::Catalog(_) | Error::Storage(_) | Error::Delta(_) => "XX000",
+            Error::DataFusion(e) => datafusion_sqlstate(e),
         }
     }
 
@@ -134,6 +175,39 @@ impl Error {
             C::AlreadyExists { .. } => Error::DuplicateObject(err.to_string()),
             other => Error::Catalog(other),
         }
+    }
+}
+
+fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
+    match err.find_root() {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { .. } => "42703",
+            datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
+            _ => "42P10",
+        },
+        DataFusionError::Plan(m) => {
+            if m.contains("table") && (m.contains("not found") || m.contains("does not exist")) {
+                "42P01"
+            } else if m.contains("function") && m.contains("not found") || m.contains("Invalid function") {
+                "42883"
+            } else if m.contains("Cannot") && m.contains("cast") || m.contains("coerce") {
+                "42804"
+            } else {
+                "42000"
+            }
+        }
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            datafusion::arrow::error::ArrowError::DivideByZero => "22012",
+            datafusion::arrow::error::ArrowError::CastError(_) => "22P02",
+            datafusion::arrow::error::ArrowError::ComputeError(m) if m.contains("Overflow") => "22003",
+            _ => "22000",
+        },
+        DataFusionError::Execution(m) if m.contains("Cast error") || m.contains("cannot be cast") => "22P02",
+        DataFusionError::Execution(m) if m.contains("Divide by zero") => "22012",
+        _ => "XX000",
     }
 }
 

@@ -22,22 +22,28 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod copy;
 mod ddl;
 mod dialect;
 mod dml;
 mod error;
 mod names;
+mod params;
 mod parser;
+mod pg;
 mod provider;
+pub mod scram;
 mod session;
 mod types;
 
+pub use access::{AccessStatement, GrantTarget, RoleOptions};
 pub use dialect::KuraDialect;
 pub use error::{Error, FilePosition, Result};
 pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
-pub use session::{Engine, ProgressSink, Session, StatementOutput};
+pub use params::bind_parameters;
+pub use session::{Described, Engine, ProgressSink, Session, StatementOutput};
 
 /// Re-exports so that upper layers use the engine's versions.
 pub use datafusion;

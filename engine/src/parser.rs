@@ -25,6 +25,8 @@ pub enum StatementKind {
     Sql(Box<Statement>),
     /// `COPY ... FROM` / `COPY ... TO`, with Kura's options.
     Copy(Box<CopyStatement>),
+    /// Roles, users, `GRANT` and `REVOKE`, in PostgreSQL's grammar.
+    Access(Box<crate::access::AccessStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -84,7 +86,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
             ));
         }
         let start = next.span.start;
-        let kind = if parser.parse_keyword(Keyword::COPY) {
+        let kind = if crate::access::at_access_statement(&parser) {
+            StatementKind::Access(Box::new(crate::access::parse(&mut parser).map_err(syntax_error)?))
+        } else if parser.parse_keyword(Keyword::COPY) {
             StatementKind::Copy(Box::new(parse_copy(&mut parser).map_err(syntax_error)?))
         } else {
             StatementKind::Sql(Box::new(parser.parse_statement().map_err(syntax_error)?))

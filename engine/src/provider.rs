@@ -33,15 +33,50 @@ tokio::task_local! {
 }
 const MAX_VIEW_DEPTH: usize = 32;
 
+/// Who is asking, for listings and lookups: relations a checked user holds no privilege on are
+/// left out of listings and refused on lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct Visibility {
+    pub(crate) user: String,
+    pub(crate) enforced: bool,
+}
+
+impl Visibility {
+    /// The role whose rights apply: a view's owner while it is expanded, else the user.
+    fn role(&self) -> String {
+        crate::access::ACTING_ROLE.try_with(|r| r.clone()).unwrap_or_else(|_| self.user.clone())
+    }
+
+    fn can_see(&self, snapshot: &Snapshot, schema: &str, name: &str) -> bool {
+        !self.enforced || snapshot.state.can_see_relation(&self.role(), schema, name)
+    }
+}
+
+/// Schemas mounted beside the warehouse's own for one session (pg_catalog).
+#[derive(Debug, Default)]
+pub(crate) struct ExtraSchemas {
+    schemas: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+/// Schemas that may be mounted by the PostgreSQL compatibility layer.
+const MOUNTABLE_SCHEMAS: [&str; 1] = ["pg_catalog"];
+
 /// The `kura` catalog for one statement.
 #[derive(Debug)]
 pub(crate) struct KuraCatalogProvider {
     snapshot: Arc<Snapshot>,
     schemas: HashMap<String, Arc<KuraSchemaProvider>>,
+    extra: Arc<ExtraSchemas>,
 }
 
 impl KuraCatalogProvider {
-    pub(crate) fn new(warehouse: Warehouse, snapshot: Arc<Snapshot>, session: Weak<RwLock<SessionState>>) -> Self {
+    pub(crate) fn new(
+        warehouse: Warehouse,
+        snapshot: Arc<Snapshot>,
+        session: Weak<RwLock<SessionState>>,
+        visibility: Visibility,
+        extra: Arc<ExtraSchemas>,
+    ) -> Self {
         let schemas = snapshot
             .state
             .schemas
@@ -52,29 +87,38 @@ impl KuraCatalogProvider {
                     warehouse: warehouse.clone(),
                     snapshot: snapshot.clone(),
                     session: session.clone(),
+                    visibility: visibility.clone(),
                     opened: Mutex::new(HashMap::new()),
                 };
                 (name.clone(), Arc::new(provider))
             })
             .collect();
-        Self { snapshot, schemas }
+        Self { snapshot, schemas, extra }
     }
 }
 
 impl CatalogProvider for KuraCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        self.snapshot.state.schemas.keys().cloned().collect()
+        let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
+        names.extend(self.extra.schemas.read().keys().cloned());
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some(s) = self.extra.schemas.read().get(name) {
+            return Some(s.clone());
+        }
         self.schemas.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
     }
 
     fn register_schema(
         &self,
-        _name: &str,
-        _schema: Arc<dyn SchemaProvider>,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
     ) -> DFResult<Option<Arc<dyn SchemaProvider>>> {
+        if MOUNTABLE_SCHEMAS.contains(&name) {
+            return Ok(self.extra.schemas.write().insert(name.to_string(), schema));
+        }
         Err(DataFusionError::Plan("schemas are created with CREATE SCHEMA".into()))
     }
 }
@@ -87,6 +131,7 @@ pub(crate) struct KuraSchemaProvider {
     warehouse: Warehouse,
     snapshot: Arc<Snapshot>,
     session: Weak<RwLock<SessionState>>,
+    visibility: Visibility,
     opened: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
@@ -123,8 +168,12 @@ impl KuraSchemaProvider {
         };
         let mut stmt = *query;
         rewrite_time_travel(&mut stmt)?;
-        let plan = VIEW_DEPTH
-            .scope(depth + 1, async { state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await })
+        // The view reads its relations with its owner's rights (checked as they are opened).
+        let plan = crate::access::ACTING_ROLE
+            .scope(
+                view.owner.clone(),
+                VIEW_DEPTH.scope(depth + 1, async { state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await }),
+            )
             .await?;
         let plan = if view.columns.is_empty() {
             plan
@@ -141,7 +190,7 @@ impl KuraSchemaProvider {
             let exprs: Vec<_> = fields.into_iter().zip(&view.columns).map(|(c, n)| col(c).alias(n)).collect();
             LogicalPlanBuilder::from(plan).project(exprs)?.build()?
         };
-        Ok(Some(Arc::new(ViewTable::new(plan, Some(view.sql.clone())))))
+        Ok(Some(Arc::new(OpaqueView(ViewTable::new(plan, Some(view.sql.clone()))))))
     }
 }
 
@@ -149,12 +198,22 @@ impl KuraSchemaProvider {
 impl SchemaProvider for KuraSchemaProvider {
     fn table_names(&self) -> Vec<String> {
         match self.snapshot.state.schemas.get(&self.schema) {
-            Some(s) => s.tables.keys().chain(s.views.keys()).cloned().collect(),
+            Some(s) => s
+                .tables
+                .keys()
+                .chain(s.views.keys())
+                .filter(|n| self.visibility.can_see(&self.snapshot, &self.schema, n))
+                .cloned()
+                .collect(),
             None => vec![],
         }
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let base = name.split_once('@').map_or(name, |(b, _)| b);
+        if self.table_exist(base) && !self.visibility.can_see(&self.snapshot, &self.schema, base) {
+            return Err(Error::PermissionDenied(format!("permission denied for table {base}")).into());
+        }
         if let Some(p) = self.opened.lock().expect("poisoned").get(name) {
             return Ok(Some(p.clone()));
         }
@@ -180,6 +239,46 @@ impl SchemaProvider for KuraSchemaProvider {
             .schemas
             .get(&self.schema)
             .is_some_and(|s| s.tables.contains_key(name) || s.views.contains_key(name))
+    }
+}
+
+/// A view that the planner does not inline. DataFusion's `ViewTable` hands its plan to the
+/// planner, which splices the view's table scans into the query; privilege checks would then see
+/// (and refuse) the tables the view reads with its owner's rights. Kept opaque, the query shows
+/// one scan of the view, and the view's own reads were checked when it was expanded.
+#[derive(Debug)]
+struct OpaqueView(ViewTable);
+
+#[async_trait]
+impl TableProvider for OpaqueView {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.0.get_table_definition()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> DFResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        // Filters stay above the view: their column qualifiers are the view's, not its plan's.
+        Ok(vec![datafusion::logical_expr::TableProviderFilterPushDown::Unsupported; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.0.scan(state, projection, &[], limit).await
     }
 }
 

@@ -12,7 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::TryStreamExt;
-use kura_catalog::Catalog;
+use kura_catalog::{Catalog, Snapshot};
 use kura_storage::Warehouse;
 
 use crate::names::{CATALOG_NAME, DEFAULT_SCHEMA};
@@ -53,8 +53,25 @@ impl Engine {
         &self.catalog
     }
 
-    /// A new session for `user`.
+    /// An embedded session acting as `user` with every right: for callers that already hold the
+    /// warehouse's storage credentials (the `kura sql` CLI, loaders, tests), who could read the
+    /// files directly anyway. Servers use [`Engine::login_session`].
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
+        self.new_session(user, false)
+    }
+
+    /// A session for a user who logged in: it must be a role with LOGIN, and every statement is
+    /// checked against its privileges.
+    pub async fn login_session(self: &Arc<Self>, user: &str) -> Result<Session> {
+        let snapshot = self.catalog.refresh().await?;
+        match snapshot.state.roles.get(user) {
+            Some(role) if role.login => Ok(self.new_session(user, true)),
+            Some(_) => Err(Error::PermissionDenied(format!("role \"{user}\" is not permitted to log in"))),
+            None => Err(Error::PermissionDenied(format!("role \"{user}\" does not exist"))),
+        }
+    }
+
+    fn new_session(self: &Arc<Self>, user: &str, enforced: bool) -> Session {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -70,13 +87,20 @@ impl Engine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         kura_udfs::register_all(&ctx);
-        Session {
+        crate::pg::register_session_functions(&ctx, user);
+        let extra_schemas = Arc::new(crate::provider::ExtraSchemas::default());
+        let session = Session {
             engine: self.clone(),
             ctx,
             user: user.to_string(),
+            enforced,
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             progress: None,
-        }
+            pinned: parking_lot::Mutex::new(self.catalog.cached()),
+            extra_schemas,
+        };
+        session.register_catalog(session.snapshot());
+        session
     }
 }
 
@@ -129,8 +153,14 @@ pub struct Session {
     pub(crate) engine: Arc<Engine>,
     pub(crate) ctx: SessionContext,
     pub(crate) user: String,
+    /// Whether privileges are checked (sessions of logged-in users).
+    pub(crate) enforced: bool,
     pub(crate) base_dir: PathBuf,
     pub(crate) progress: Option<Arc<dyn ProgressSink>>,
+    /// The catalog version the current statement runs against.
+    pinned: parking_lot::Mutex<Arc<Snapshot>>,
+    /// Schemas mounted beside the warehouse's own (pg_catalog).
+    pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
 }
 
 /// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
@@ -151,6 +181,21 @@ impl Session {
     /// The user this session runs as.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// Whether this session's statements are checked against the user's privileges.
+    pub fn is_enforced(&self) -> bool {
+        self.enforced
+    }
+
+    /// The catalog version the current (or last) statement ran against.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.pinned.lock().clone()
+    }
+
+    /// Mounts `pg_catalog` (tables and functions client tools query) in this session.
+    pub fn enable_pg_catalog(&self) -> Result<()> {
+        crate::pg::setup_pg_catalog(self)
     }
 
     /// The engine behind this session.
@@ -199,17 +244,32 @@ impl Session {
         self.pin_catalog().await?;
         match stmt.kind {
             StatementKind::Copy(copy) => crate::copy::execute(self, *copy).await,
-            StatementKind::Sql(sql) => self.execute_sql(*sql).await,
+            StatementKind::Access(access) => crate::access::execute(self, *access).await,
+            StatementKind::Sql(sql) => {
+                let sql = crate::pg::rewrite_for_compatibility(&stmt.text, *sql);
+                self.execute_sql(sql).await
+            }
         }
     }
 
     /// Pins the newest catalog version for the next statement.
     pub(crate) async fn pin_catalog(&self) -> Result<()> {
         let snapshot = self.engine.catalog.refresh().await?;
-        let provider =
-            KuraCatalogProvider::new(self.engine.warehouse.clone(), snapshot, self.ctx.state_weak_ref());
-        self.ctx.register_catalog(CATALOG_NAME, Arc::new(provider));
+        *self.pinned.lock() = snapshot.clone();
+        self.register_catalog(snapshot);
         Ok(())
+    }
+
+    fn register_catalog(&self, snapshot: Arc<Snapshot>) {
+        let access = crate::provider::Visibility { user: self.user.clone(), enforced: self.enforced };
+        let provider = KuraCatalogProvider::new(
+            self.engine.warehouse.clone(),
+            snapshot,
+            self.ctx.state_weak_ref(),
+            access,
+            self.extra_schemas.clone(),
+        );
+        self.ctx.register_catalog(CATALOG_NAME, Arc::new(provider));
     }
 
     async fn execute_sql(&self, mut stmt: Statement) -> Result<StatementOutput> {
@@ -226,6 +286,7 @@ impl Session {
             Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Err(
                 Error::Unsupported("transactions: each statement commits on its own (autocommit)".into()),
             ),
+
             other => self.run_generic(other).await,
         }
     }
@@ -239,6 +300,7 @@ impl Session {
     /// Queries, EXPLAIN, SHOW and SET: anything that reads or changes only session settings.
     async fn run_generic(&self, stmt: Statement) -> Result<StatementOutput> {
         let plan = self.plan(stmt).await?;
+        self.check_plan(&plan)?;
         match &plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
                 Err(Error::Unsupported(format!("statement of kind {}", plan.display())))
@@ -257,5 +319,39 @@ impl Session {
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
         execute_stream(physical, self.ctx.task_ctx()).map_err(Error::from_datafusion)
+    }
+}
+
+/// What a statement takes and returns, for a client that prepares it before running it.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    /// Types of `$1`, `$2`, ... as far as they can be inferred (None: unknown).
+    pub parameters: Vec<Option<datafusion::arrow::datatypes::DataType>>,
+    /// Columns of the rows it returns; None for commands.
+    pub columns: Option<SchemaRef>,
+}
+
+impl Session {
+    /// Plans `stmt` without running it, to tell a client its parameter and result types.
+    pub async fn describe(&self, stmt: &ParsedStatement) -> Result<Described> {
+        let StatementKind::Sql(sql) = &stmt.kind else { return Ok(Described::default()) };
+        let mut sql = crate::pg::rewrite_for_compatibility(&stmt.text, (**sql).clone());
+        let returns_rows = matches!(
+            sql,
+            Statement::Query(_) | Statement::Explain { .. } | Statement::ShowVariable { .. } | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+        );
+        let plannable = returns_rows || matches!(sql, Statement::Insert(_));
+        if !plannable {
+            return Ok(Described::default());
+        }
+        self.pin_catalog().await?;
+        rewrite_time_travel(&mut sql)?;
+        let plan = self.plan(sql).await?;
+        let types = plan.get_parameter_types().map_err(Error::from_datafusion)?;
+        let count = types.keys().filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok()).max().unwrap_or(0);
+        let parameters = (1..=count).map(|i| types.get(&format!("${i}")).cloned().flatten()).collect();
+        let columns = returns_rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
+        Ok(Described { parameters, columns })
     }
 }

@@ -34,6 +34,33 @@ pub struct Warehouse {
     base_url: Url,
     /// The same store scoped to the warehouse prefix.
     store: Arc<dyn ObjectStore>,
+    /// Latest loaded snapshot of each table, brought up to date on every open.
+    tables: Arc<TableCache>,
+}
+
+/// Keeps the last loaded state of each table so that opening a table at its latest version
+/// replays only the commits made since, instead of the whole log.
+///
+/// Correctness does not depend on the cache: every open lists the table's log and applies any
+/// newer commits (from this process or any other) before the snapshot is used.
+#[derive(Debug, Default)]
+struct TableCache {
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<DeltaTable>>>>>,
+}
+
+impl TableCache {
+    fn slot(&self, relative: &str) -> Arc<tokio::sync::Mutex<Option<DeltaTable>>> {
+        self.slots
+            .lock()
+            .expect("table cache poisoned")
+            .entry(relative.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn forget(&self, relative: &str) {
+        self.slots.lock().expect("table cache poisoned").remove(relative);
+    }
 }
 
 impl Warehouse {
@@ -98,7 +125,7 @@ impl Warehouse {
             }
         };
         let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root_store.clone(), prefix));
-        Ok(Self { location, root_store, base_url, store })
+        Ok(Self { location, root_store, base_url, store, tables: Arc::default() })
     }
 
     /// The parsed location.
@@ -137,9 +164,12 @@ impl Warehouse {
 
     /// Loads the Delta table at `relative`, at its latest version or the one asked for.
     pub async fn open_table(&self, relative: &str, version: &TableVersionSpec) -> Result<DeltaTable> {
+        if matches!(version, TableVersionSpec::Latest) {
+            return self.open_latest(relative).await;
+        }
         let mut table = self.table_handle(relative)?;
         match version {
-            TableVersionSpec::Latest => table.load().await?,
+            TableVersionSpec::Latest => unreachable!("handled above"),
             TableVersionSpec::Version(v) => {
                 let latest = table.get_latest_version().await?;
                 if *v > latest {
@@ -159,8 +189,30 @@ impl Warehouse {
         Ok(table)
     }
 
+    /// The latest version of a table: the cached snapshot brought forward by the commits made
+    /// since it was loaded (one log listing when nothing changed), or a full load the first time.
+    async fn open_latest(&self, relative: &str) -> Result<DeltaTable> {
+        let slot = self.tables.slot(relative);
+        let mut cached = slot.lock().await;
+        if let Some(table) = cached.as_mut() {
+            match table.update_incremental(None).await {
+                Ok(()) => return Ok(table.clone()),
+                Err(e) => {
+                    // Start again from a full load; a table that is really gone fails there.
+                    tracing::debug!(table = relative, error = %e, "cached table state could not be updated");
+                    *cached = None;
+                }
+            }
+        }
+        let mut table = self.table_handle(relative)?;
+        table.load().await?;
+        *cached = Some(table.clone());
+        Ok(table)
+    }
+
     /// Removes every object below `relative` (used after a table is dropped from the catalog).
     pub async fn delete_prefix(&self, relative: &str) -> Result<usize> {
+        self.tables.forget(relative);
         use futures::StreamExt;
         let prefix = Path::from(relative.trim_matches('/'));
         let mut listing = self.store.list(Some(&prefix));

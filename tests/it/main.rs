@@ -8,3 +8,4 @@ mod crash;
 mod delta_log;
 mod persistence;
 mod s3;
+mod server;

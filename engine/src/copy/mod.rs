@@ -24,7 +24,12 @@ use crate::{Error, Result};
 pub(crate) async fn execute(session: &Session, stmt: CopyStatement) -> Result<StatementOutput> {
     let options = CopyOptions::parse(&stmt.options, stmt.to)?;
     let path = match &stmt.endpoint {
-        CopyEndpoint::File(p) => p.clone(),
+        CopyEndpoint::File(p) => {
+            // SECURITY: files are the server's, not the client's; as in PostgreSQL only
+            // superusers may read or write them. Others use COPY ... STDIN/STDOUT (psql's \copy).
+            session.require_superuser("COPY to or from a file on the server; use psql's \\copy")?;
+            p.clone()
+        }
         CopyEndpoint::Client => {
             return Err(Error::Unsupported(
                 "COPY FROM STDIN / TO STDOUT needs a client connection (use `kura serve` and psql's \\copy)".into(),

@@ -1,0 +1,108 @@
+//! PostgreSQL compatibility that lives in the engine because it is about SQL, not the wire:
+//! `current_user` and friends, the `pg_catalog` schema (from `datafusion-pg-catalog`, reading the
+//! same filtered catalog as everything else, so a user never sees a relation it may not use), and
+//! the rewrites that make client tools' catalog queries plannable.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use kura_catalog::Catalog;
+
+use crate::names::CATALOG_NAME;
+use crate::session::Session;
+
+fn constant_text_udf(name: &str, value: &str) -> ScalarUDF {
+    let value = value.to_string();
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))),
+    )
+}
+
+/// `current_user`, `session_user`, `current_role` and `user`: the session's user (Kura has no
+/// `SET ROLE`, so they are always the same).
+pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
+    for name in ["current_user", "session_user", "current_role", "user"] {
+        ctx.register_udf(constant_text_udf(name, user));
+    }
+}
+
+/// Roles for `pg_roles` / `pg_user`, read from the catalog.
+#[derive(Debug, Clone)]
+struct CatalogRoles {
+    catalog: Arc<Catalog>,
+}
+
+#[async_trait]
+impl PgCatalogContextProvider for CatalogRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.catalog.cached().state.roles.keys().cloned().collect()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        let snapshot = self.catalog.cached();
+        let r = snapshot.state.roles.get(name)?;
+        Some(Role {
+            name: r.name.clone(),
+            is_superuser: r.superuser,
+            can_login: r.login,
+            can_create_db: false,
+            can_create_role: r.superuser,
+            can_create_user: r.superuser,
+            can_replication: false,
+            grants: vec![],
+            inherited_roles: r.member_of.iter().cloned().collect(),
+        })
+    }
+}
+
+/// Mounts `pg_catalog` and its functions in a session (servers do this for every connection).
+pub(crate) fn setup_pg_catalog(session: &Session) -> crate::Result<()> {
+    let roles = CatalogRoles { catalog: session.engine.catalog().clone() };
+    datafusion_pg_catalog::setup_pg_catalog(&session.ctx, CATALOG_NAME, roles)
+        .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;
+    // pg_catalog's own `session_user` answers a fixed name; the real user wins.
+    register_session_functions(&session.ctx, &session.user);
+    // psql's \df asks this of every function; all functions are on the search path.
+    session.ctx.register_udf(create_udf(
+        "pg_function_is_visible",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    ));
+    Ok(())
+}
+
+fn compatibility_parser() -> &'static PostgresCompatibilityParser {
+    static PARSER: OnceLock<PostgresCompatibilityParser> = OnceLock::new();
+    PARSER.get_or_init(PostgresCompatibilityParser::new)
+}
+
+/// Client tools' catalog queries (psql's `\d`, JDBC metadata, BI schema sync) use PostgreSQL
+/// idioms DataFusion cannot plan (`'t'::regclass`, `OPERATOR(pg_catalog.~)`, `COLLATE`, ...).
+/// Statements that touch the system catalogs are re-read through datafusion-pg-catalog's
+/// rewriting parser; everything else is left exactly as written.
+pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statement {
+    let lower = text.to_ascii_lowercase();
+    let catalog_query = ["pg_", "::reg", "information_schema", "operator(", "collate", "current_schema", "version()"]
+        .iter()
+        .any(|needle| lower.contains(needle));
+    if !catalog_query || !matches!(stmt, Statement::Query(_)) {
+        return stmt;
+    }
+    match compatibility_parser().parse(text) {
+        Ok(mut statements) if statements.len() == 1 => statements.remove(0),
+        _ => compatibility_parser().rewrite(stmt),
+    }
+}
