@@ -410,3 +410,24 @@ async fn tls_is_used_when_configured_and_a_bad_certificate_stops_the_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn a_hundred_clients_query_at_once() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    admin.batch_execute("CREATE TABLE nums AS SELECT * FROM generate_series(1, 1000) AS t(n)").await.unwrap();
+    let server = std::sync::Arc::new(server);
+    let mut tasks = Vec::new();
+    for i in 0..100i64 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = server.admin().await;
+            let row = c.query_one("SELECT count(*), sum(n) FROM nums WHERE n > $1", &[&i]).await.unwrap();
+            (row.get::<_, i64>(0), i)
+        }));
+    }
+    for t in tasks {
+        let (count, i) = t.await.unwrap();
+        assert_eq!(count, 1000 - i);
+    }
+}
