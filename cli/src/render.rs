@@ -34,6 +34,44 @@ pub async fn print_output(output: StatementOutput, how: &Output) -> kura_engine:
             println!("{tag}");
             Ok(())
         }
+        StatementOutput::CopyOut(mut copy) => {
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = copy.rows.next().await {
+                let _ = out.write_all(&chunk?);
+            }
+            Ok(())
+        }
+        StatementOutput::CopyIn(mut copy) => {
+            // `COPY t FROM STDIN` in `kura sql` reads this process's standard input.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+            std::thread::spawn(move || {
+                use std::io::Read as _;
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    let mut buf = vec![0u8; 1 << 16];
+                    match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if tx.blocking_send(Ok(buf)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(|e| kura_engine::Error::Invalid(format!("cannot read standard input: {e}")))?;
+                copy.send(chunk.into()).await;
+            }
+            let rows = copy.finish().await?;
+            println!("COPY {rows}");
+            Ok(())
+        }
         StatementOutput::Rows(mut stream) => {
             let schema = stream.schema();
             if how.csv {

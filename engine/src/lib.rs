@@ -38,6 +38,7 @@ mod session;
 mod types;
 
 pub use access::{AccessStatement, GrantTarget, RoleOptions};
+pub use copy::{CopyIn, CopyOut};
 pub use dialect::KuraDialect;
 pub use error::{Error, FilePosition, Result};
 pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};

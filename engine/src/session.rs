@@ -108,6 +108,10 @@ impl Engine {
 pub enum StatementOutput {
     /// Rows, streamed.
     Rows(SendableRecordBatchStream),
+    /// `COPY ... FROM STDIN`: the caller feeds the client's data to it and finishes it.
+    CopyIn(crate::copy::CopyIn),
+    /// `COPY ... TO STDOUT`: encoded rows for the caller to pass on.
+    CopyOut(crate::copy::CopyOut),
     /// A command's completion tag (`CREATE TABLE`, `INSERT 0 5`) and affected row count.
     Command {
         /// PostgreSQL-style command tag.
@@ -122,6 +126,8 @@ impl std::fmt::Debug for StatementOutput {
         match self {
             Self::Rows(s) => f.debug_tuple("Rows").field(&s.schema()).finish(),
             Self::Command { tag, rows } => f.debug_struct("Command").field("tag", tag).field("rows", rows).finish(),
+            Self::CopyIn(c) => c.fmt(f),
+            Self::CopyOut(c) => c.fmt(f),
         }
     }
 }
@@ -143,7 +149,7 @@ impl StatementOutput {
                 let batches = stream.try_collect().await.map_err(Error::from_datafusion)?;
                 Ok((Some(schema), batches))
             }
-            Self::Command { .. } => Ok((None, vec![])),
+            Self::Command { .. } | Self::CopyIn(_) | Self::CopyOut(_) => Ok((None, vec![])),
         }
     }
 }
@@ -191,6 +197,21 @@ impl Session {
     /// The catalog version the current (or last) statement ran against.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.pinned.lock().clone()
+    }
+
+    /// A second handle on this session (same user, settings and functions) that a background
+    /// task can own, e.g. a load fed by the client connection.
+    pub(crate) fn fork(&self) -> Session {
+        Session {
+            engine: self.engine.clone(),
+            ctx: self.ctx.clone(),
+            user: self.user.clone(),
+            enforced: self.enforced,
+            base_dir: self.base_dir.clone(),
+            progress: None,
+            pinned: parking_lot::Mutex::new(self.snapshot()),
+            extra_schemas: self.extra_schemas.clone(),
+        }
     }
 
     /// Mounts `pg_catalog` (tables and functions client tools query) in this session.

@@ -54,6 +54,8 @@ pub(crate) struct Conn {
     parser: Arc<StatementParser>,
     /// This connection, for the cancel registry.
     me: std::sync::Weak<Conn>,
+    /// A `COPY ... FROM STDIN` waiting for the client's data.
+    copy_in: tokio::sync::Mutex<Option<kura_engine::CopyIn>>,
 }
 
 impl Conn {
@@ -61,6 +63,7 @@ impl Conn {
         let session = Arc::new(OnceLock::new());
         Self {
             me,
+            copy_in: tokio::sync::Mutex::new(None),
             shared,
             parser: Arc::new(StatementParser { session: session.clone() }),
             session,
@@ -326,6 +329,20 @@ impl Conn {
         }
         match output {
             StatementOutput::Command { tag, rows } => Ok(Response::Execution(command_tag(&tag, rows))),
+            StatementOutput::CopyOut(copy) => {
+                // COPY's overall format: 0 is textual (text and CSV alike).
+                let format = 0;
+                let data = copy
+                    .rows
+                    .map(|chunk| chunk.map(pgwire::messages::copy::CopyData::new).map_err(engine_error))
+                    .take_until(stopper);
+                Ok(Response::CopyOut(pgwire::api::results::CopyResponse::new(format, copy.columns, data)))
+            }
+            StatementOutput::CopyIn(copy) => {
+                let columns = copy.columns();
+                *self.copy_in.lock().await = Some(copy);
+                Ok(Response::CopyIn(pgwire::api::results::CopyResponse::new(0, columns, stream::empty())))
+            }
             StatementOutput::Rows(batches) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
                 let schema = batches.schema();
@@ -671,22 +688,46 @@ impl StartupHandler for Conn {
 
 #[async_trait]
 impl pgwire::api::copy::CopyHandler for Conn {
-    async fn on_copy_data<C>(&self, _client: &mut C, _data: pgwire::messages::copy::CopyData) -> PgWireResult<()>
+    async fn on_copy_data<C>(&self, _client: &mut C, data: pgwire::messages::copy::CopyData) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        Err(user_error("0A000", "COPY FROM STDIN is not supported yet"))
+        match self.copy_in.lock().await.as_mut() {
+            Some(copy) => {
+                copy.send(data.data).await;
+                Ok(())
+            }
+            None => Err(user_error("08P01", "COPY data without a COPY FROM STDIN in progress")),
+        }
     }
 
-    async fn on_copy_done<C>(&self, _client: &mut C, _done: pgwire::messages::copy::CopyDone) -> PgWireResult<()>
+    async fn on_copy_done<C>(&self, client: &mut C, _done: pgwire::messages::copy::CopyDone) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        Err(user_error("0A000", "COPY FROM STDIN is not supported yet"))
+        let copy = self.copy_in.lock().await.take();
+        let Some(copy) = copy else {
+            return Err(user_error("08P01", "COPY done without a COPY FROM STDIN in progress"));
+        };
+        let rows = copy.finish().await.map_err(engine_error)?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: pgwire::messages::copy::CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Dropping the load without finishing it leaves the table unchanged.
+        drop(self.copy_in.lock().await.take());
+        user_error("57014", format!("COPY from stdin failed: {}", fail.message))
     }
 }
 

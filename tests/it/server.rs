@@ -431,3 +431,63 @@ async fn a_hundred_clients_query_at_once() {
         assert_eq!(count, 1000 - i);
     }
 }
+
+#[tokio::test]
+async fn psql_copy_loads_and_dumps_and_a_bad_row_changes_nothing() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE visits (id INT NOT NULL, name TEXT, day DATE); CREATE USER clerk PASSWORD 'clerk-pw';
+             GRANT INSERT ON visits TO clerk;",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "id,name,day\n1,ヤマダ,2024-04-01\n2,\"Tab\tand, comma\",2024-04-02\n3,,\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,name,day\n4,ok,2024-04-03\nfive,bad,2024-04-04\n").unwrap();
+    // A user with INSERT only may load with \copy but not read back.
+    let copy_in = format!("\\copy visits FROM '{}' WITH (FORMAT csv, HEADER true)", good.display());
+    let (ok, out, err) = server.psql("clerk", "clerk-pw", &["-c", &copy_in]);
+    assert!(ok, "{err}");
+    assert!(out.contains("COPY 3"), "{out}");
+    let copy_bad = format!("\\copy visits FROM '{}' WITH (FORMAT csv, HEADER true)", bad.display());
+    let (ok, _, err) = server.psql("kura", ADMIN_PASSWORD, &["-c", &copy_bad]);
+    assert!(!ok && err.contains("line 3") && err.contains("id"), "{err}");
+    let n: i64 = admin.query_one("SELECT count(*) FROM visits", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3, "the failed load left the table unchanged");
+    let (ok, _, err) = server.psql("clerk", "clerk-pw", &["-c", "\\copy visits TO STDOUT"]);
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    // Dump as CSV and as text, and read it back identically.
+    let (ok, csv, err) = server.psql("kura", ADMIN_PASSWORD, &["-c", "\\copy (SELECT * FROM visits ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER true)"]);
+    assert!(ok, "{err}");
+    assert_eq!(csv, "id,name,day\n1,ヤマダ,2024-04-01\n2,\"Tab\tand, comma\",2024-04-02\n3,,\n");
+    let (ok, text, err) = server.psql("kura", ADMIN_PASSWORD, &["-c", "\\copy (SELECT * FROM visits ORDER BY id) TO STDOUT"]);
+    assert!(ok, "{err}");
+    assert_eq!(text, "1\tヤマダ\t2024-04-01\n2\tTab\\tand, comma\t2024-04-02\n3\t\\N\t\\N\n");
+}
+
+#[tokio::test]
+async fn an_unfinished_copy_from_stdin_loads_nothing() {
+    use futures::SinkExt;
+    let server = TestServer::start();
+    let c = server.admin().await;
+    c.batch_execute("CREATE TABLE t (a INT)").await.unwrap();
+    {
+        let sink = c.copy_in::<_, bytes::Bytes>("COPY t FROM STDIN").await.unwrap();
+        let mut sink = Box::pin(sink);
+        sink.send(bytes::Bytes::from_static(b"1\n2\n")).await.unwrap();
+        // Dropped without finish(): the client aborts the copy.
+    }
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+    let sink = c.copy_in::<_, bytes::Bytes>("COPY t FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n3\n")).await.unwrap();
+    let rows = sink.as_mut().finish().await.unwrap();
+    assert_eq!(rows, 3);
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+}

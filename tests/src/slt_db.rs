@@ -88,6 +88,9 @@ impl sqllogictest::AsyncDB for KuraDb {
             let output = self.session.execute(stmt).await.map_err(|e| SltError(e.to_string()))?;
             last = match output {
                 StatementOutput::Command { rows, .. } => DBOutput::StatementComplete(rows.unwrap_or(0)),
+                StatementOutput::CopyIn(_) | StatementOutput::CopyOut(_) => {
+                    return Err(SltError("COPY FROM STDIN / TO STDOUT needs a client; test it through the server".into()));
+                }
                 rows_output @ StatementOutput::Rows(_) => {
                     let (schema, batches) = rows_output.collect().await.map_err(|e| SltError(e.to_string()))?;
                     let schema = schema.expect("rows have a schema");

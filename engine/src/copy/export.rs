@@ -18,7 +18,8 @@ use crate::parser::CopySource;
 use crate::session::Session;
 use crate::{Error, Result};
 
-pub(crate) async fn copy_to(session: &Session, source: CopySource, path: &str, options: &CopyOptions) -> Result<u64> {
+/// The plan of what `COPY ... TO` writes, checked against the user's privileges.
+pub(crate) async fn source_plan(session: &Session, source: CopySource) -> Result<datafusion::logical_expr::LogicalPlan> {
     let plan = match source {
         CopySource::Query(q) => session.plan(Statement::Query(q)).await?,
         CopySource::Table { name, columns } => {
@@ -37,6 +38,12 @@ pub(crate) async fn copy_to(session: &Session, source: CopySource, path: &str, o
             df.into_unoptimized_plan()
         }
     };
+    session.check_plan(&plan)?;
+    Ok(plan)
+}
+
+pub(crate) async fn copy_to(session: &Session, source: CopySource, path: &str, options: &CopyOptions) -> Result<u64> {
+    let plan = source_plan(session, source).await?;
     let full = session.resolve_path(path);
     let tmp = temp_path(&full);
     let file_err = |e: std::io::Error| Error::File { path: path.to_string(), source: e };
@@ -99,8 +106,13 @@ fn temp_path(full: &std::path::Path) -> PathBuf {
 }
 
 fn emit(out: &mut impl Write, text: &str, encoding: FileEncoding) -> std::io::Result<()> {
+    out.write_all(&encode(text, encoding)?)
+}
+
+/// Text in the export's encoding.
+pub(crate) fn encode(text: &str, encoding: FileEncoding) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
     match encoding {
-        FileEncoding::Utf8 => out.write_all(text.as_bytes()),
+        FileEncoding::Utf8 => Ok(std::borrow::Cow::Borrowed(text.as_bytes())),
         FileEncoding::ShiftJis => {
             let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
             if unmappable {
@@ -109,12 +121,27 @@ fn emit(out: &mut impl Write, text: &str, encoding: FileEncoding) -> std::io::Re
                     "a value has characters that Shift_JIS cannot represent; export as UTF-8",
                 ));
             }
-            out.write_all(&bytes)
+            Ok(bytes)
         }
     }
 }
 
-fn format_batch(batch: &RecordBatch, options: &CopyOptions, text: &mut String) -> Result<()> {
+/// The header line, if the options ask for one.
+pub(crate) fn header_line(schema: &datafusion::arrow::datatypes::Schema, options: &CopyOptions) -> Option<String> {
+    options.header.then(|| {
+        let mut text = String::new();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        write_row(&mut text, names.iter().map(|s| Some(s.as_str())), options);
+        text
+    })
+}
+
+pub(crate) fn format_batch(batch: &RecordBatch, options: &CopyOptions, text: &mut String) -> Result<()> {
+    format_rows(batch, options, |row| text.push_str(row))
+}
+
+/// Formats each row of `batch` (with its line end) and hands it to `each`.
+pub(crate) fn format_rows(batch: &RecordBatch, options: &CopyOptions, mut each: impl FnMut(&str)) -> Result<()> {
     let fmt = FormatOptions::default().with_null("\u{0}");
     let formatters: Vec<ArrayFormatter<'_>> = batch
         .columns()
@@ -123,6 +150,7 @@ fn format_batch(batch: &RecordBatch, options: &CopyOptions, text: &mut String) -
         .collect::<Result<_, _>>()
         .map_err(|e| Error::from_datafusion(e.into()))?;
     let mut cells: Vec<String> = vec![String::new(); formatters.len()];
+    let mut line = String::new();
     for row in 0..batch.num_rows() {
         for (i, f) in formatters.iter().enumerate() {
             cells[i].clear();
@@ -132,7 +160,9 @@ fn format_batch(batch: &RecordBatch, options: &CopyOptions, text: &mut String) -
             }
         }
         let nulls: Vec<bool> = (0..formatters.len()).map(|i| batch.column(i).is_null(row)).collect();
-        write_row(text, cells.iter().zip(nulls).map(|(c, n)| (!n).then_some(c.as_str())), options);
+        line.clear();
+        write_row(&mut line, cells.iter().zip(nulls).map(|(c, n)| (!n).then_some(c.as_str())), options);
+        each(&line);
     }
     Ok(())
 }
@@ -149,6 +179,10 @@ fn write_row<'a>(text: &mut String, cells: impl Iterator<Item = Option<&'a str>>
             Some(v) if options.format == CopyFormat::Text => {
                 for ch in v.chars() {
                     match ch {
+                        c if c == delim && c != '\t' => {
+                            text.push('\\');
+                            text.push(c);
+                        }
                         '\\' => text.push_str("\\\\"),
                         '\t' => text.push_str("\\t"),
                         '\n' => text.push_str("\\n"),

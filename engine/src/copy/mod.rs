@@ -9,12 +9,14 @@
 //! - `COPY ... TO` writes to a temporary file and renames it into place when complete, so a
 //!   failed export never leaves a partial file under the requested name.
 
+mod client;
 mod csv_in;
 mod export;
 mod options;
 
 use datafusion::sql::sqlparser::ast::ObjectName;
 
+pub use client::{CopyIn, CopyOut};
 pub(crate) use options::{CopyFormat, CopyOptions};
 
 use crate::parser::{CopyEndpoint, CopySource, CopyStatement};
@@ -31,9 +33,11 @@ pub(crate) async fn execute(session: &Session, stmt: CopyStatement) -> Result<St
             p.clone()
         }
         CopyEndpoint::Client => {
-            return Err(Error::Unsupported(
-                "COPY FROM STDIN / TO STDOUT needs a client connection (use `kura serve` and psql's \\copy)".into(),
-            ));
+            return Ok(if stmt.to {
+                StatementOutput::CopyOut(client::copy_out(session, stmt.source, options).await?)
+            } else {
+                StatementOutput::CopyIn(client::copy_in(session, stmt.source, options).await?)
+            });
         }
     };
     if stmt.to {
