@@ -100,6 +100,10 @@ enum Command {
         /// Refuse connections without TLS, except from loopback.
         #[arg(long)]
         require_tls: bool,
+        /// Memory one statement may use (e.g. 512MB, 2GB); sorts and joins spill to disk beyond
+        /// it, other statements fail alone. 0 means no limit.
+        #[arg(long, default_value = "2GB", value_parser = parse_size)]
+        query_memory: usize,
     },
 }
 
@@ -168,8 +172,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
         Command::Init { data } => init(&data).await,
-        Command::Serve { data, listen, tls_cert, tls_key, require_tls } => {
-            let engine = Engine::open(&data).await.with_context(|| format!("cannot open warehouse {data}"))?;
+        Command::Serve { data, listen, tls_cert, tls_key, require_tls, query_memory } => {
+            let options = kura_engine::EngineOptions { query_memory_limit: (query_memory > 0).then_some(query_memory) };
+            let engine =
+                Engine::open_with(&data, options).await.with_context(|| format!("cannot open warehouse {data}"))?;
             if engine.catalog().cached().state.roles.is_empty() {
                 bail!("warehouse {data} has no users yet; run `kura init --data {data}` first");
             }
@@ -178,6 +184,22 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// Parses sizes such as `512MB`, `2GB`, `1048576`.
+fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim().to_ascii_uppercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("\"{text}\" is not a size such as 512MB or 2GB"))?;
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "K" | "KIB" => 1 << 10,
+        "MB" | "M" | "MIB" => 1 << 20,
+        "GB" | "G" | "GIB" => 1 << 30,
+        _ => return Err(format!("\"{text}\": unknown unit (use B, KB, MB or GB)")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("\"{text}\" is too large"))
 }
 
 /// Creates the first superuser of a warehouse.

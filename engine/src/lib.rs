@@ -44,7 +44,7 @@ pub use error::{Error, FilePosition, Result};
 pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
 pub use params::bind_parameters;
-pub use session::{Described, Engine, ProgressSink, Session, StatementOutput};
+pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 
 /// Re-exports so that upper layers use the engine's versions.
 pub use datafusion;

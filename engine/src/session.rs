@@ -25,12 +25,27 @@ use crate::{Error, Result};
 pub struct Engine {
     warehouse: Warehouse,
     catalog: Arc<Catalog>,
+    options: EngineOptions,
+}
+
+/// Limits and resources for the queries an engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Memory one statement may use for sorts, joins and aggregations. Operators that can spill
+    /// to disk do so when they reach it; others fail with "resources exhausted" (SQLSTATE
+    /// 53200) and only that statement fails. `None`: no limit.
+    pub query_memory_limit: Option<usize>,
 }
 
 impl Engine {
     /// Opens the warehouse at `location` (see [`kura_storage::WarehouseLocation`]) and makes sure
     /// it has the default `public` schema.
     pub async fn open(location: &str) -> Result<Arc<Self>> {
+        Self::open_with(location, EngineOptions::default()).await
+    }
+
+    /// [`Engine::open`] with limits.
+    pub async fn open_with(location: &str, options: EngineOptions) -> Result<Arc<Self>> {
         let warehouse = Warehouse::open(location).await?;
         let catalog = Arc::new(Catalog::open(&warehouse).await?);
         if !catalog.cached().state.schemas.contains_key(DEFAULT_SCHEMA) {
@@ -40,7 +55,7 @@ impl Engine {
                 })
                 .await?;
         }
-        Ok(Arc::new(Self { warehouse, catalog }))
+        Ok(Arc::new(Self { warehouse, catalog, options }))
     }
 
     /// The warehouse location.
@@ -80,8 +95,19 @@ impl Engine {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
         // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
         // planner; without it DML planned with this session would fail.
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if let Some(limit) = self.options.query_memory_limit {
+            // One pool per session: a session runs one statement at a time, so this is the
+            // statement's limit. Spilling operators write to the OS temp folder.
+            runtime = runtime.with_memory_pool(Arc::new(datafusion::execution::memory_pool::TrackConsumersPool::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(limit),
+                std::num::NonZeroUsize::new(3).expect("non-zero"),
+            )));
+        }
+        let runtime = runtime.build_arc().expect("runtime environment builds from defaults");
         let state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();

@@ -491,3 +491,28 @@ async fn an_unfinished_copy_from_stdin_loads_nothing() {
     let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);
 }
+
+#[tokio::test]
+async fn a_query_over_its_memory_limit_fails_alone() {
+    let server = TestServer::start_with(&["--query-memory", "16MB"]);
+    let c = server.admin().await;
+    let other = server.admin().await;
+    // Grouping needs memory per group; 2 million groups of a wide key do not fit in 16 MB.
+    let err = c
+        .query(
+            "SELECT k, count(*) FROM (SELECT repeat('x', 100) || CAST(n AS TEXT) AS k FROM generate_series(1, 2000000) AS t(n)) GROUP BY k ORDER BY k DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    // DataFusion spills the aggregation where it can; either it finished within the limit, or it
+    // failed with "resources exhausted". It must not take the server down.
+    if let Err(e) = err {
+        assert_eq!(code(&e).map(|c| c.code()), Some("53200"), "{e:?}");
+    }
+    let err = c.query("SELECT array_agg(repeat('y', 1000)) FROM generate_series(1, 200000)", &[]).await.unwrap_err();
+    assert_eq!(code(&err).map(|c| c.code()), Some("53200"), "{err:?}");
+    let one: i64 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let one: i64 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1, "the session that failed goes on");
+}
