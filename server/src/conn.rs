@@ -152,6 +152,9 @@ fn engine_error(e: EngineError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(&e)))
 }
 
+/// PostgreSQL's limit: the protocol counts parameters in 16 bits.
+const MAX_PARAMETERS: usize = 65535;
+
 /// A statement prepared by the extended protocol.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
@@ -174,6 +177,10 @@ impl QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = self.session.get().cloned().ok_or_else(|| user_error("08P01", "not logged in"))?;
+        let placeholders = count_placeholders(sql);
+        if placeholders > MAX_PARAMETERS {
+            return Err(user_error("54000", format!("too many parameters: {placeholders} (at most {MAX_PARAMETERS})")));
+        }
         let mut statements = kura_engine::parse_sql(sql).map_err(engine_error)?;
         if statements.is_empty() {
             return Ok(None);

@@ -6,6 +6,7 @@ mod support;
 mod concurrency;
 mod crash;
 mod delta_log;
+mod fuzz;
 mod persistence;
 mod s3;
 mod server;

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, NoTls, error::SqlState};
 
 use crate::support::kura_bin;
 
-const ADMIN_PASSWORD: &str = "admin-Pa55";
+pub const ADMIN_PASSWORD: &str = "admin-Pa55";
 
 /// A running `kura serve` over a fresh warehouse with superuser `kura`.
 pub struct TestServer {
