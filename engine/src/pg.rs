@@ -10,7 +10,11 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, SelectItem,
+    SetExpr, Statement, VisitMut, VisitorMut,
+};
+use std::ops::ControlFlow;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use kura_catalog::Catalog;
@@ -73,6 +77,16 @@ pub(crate) fn setup_pg_catalog(session: &Session) -> crate::Result<()> {
         .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;
     // pg_catalog's own `session_user` answers a fixed name; the real user wins.
     register_session_functions(&session.ctx, &session.user);
+    // psql's \df describes functions with these; Kura's functions have no SQL signatures.
+    for name in ["pg_get_function_result", "pg_get_function_arguments", "pg_get_function_identity_arguments"] {
+        session.ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(String::new()))))),
+        ));
+    }
     // psql's \df asks this of every function; all functions are on the search path.
     session.ctx.register_udf(create_udf(
         "pg_function_is_visible",
@@ -101,8 +115,50 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     if !catalog_query || !matches!(stmt, Statement::Query(_)) {
         return stmt;
     }
-    match compatibility_parser().parse(text) {
+    let mut stmt = match compatibility_parser().parse(text) {
         Ok(mut statements) if statements.len() == 1 => statements.remove(0),
         _ => compatibility_parser().rewrite(stmt),
+    };
+    let _ = stmt.visit(&mut ArraySubquery);
+    stmt
+}
+
+/// `ARRAY(SELECT x FROM ...)` (psql's `\du`) becomes `(SELECT array_agg(x) FROM ...)`, which
+/// DataFusion can decorrelate.
+struct ArraySubquery;
+
+impl VisitorMut for ArraySubquery {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        if !f.name.to_string().eq_ignore_ascii_case("array") {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::Subquery(query) = &f.args else { return ControlFlow::Continue(()) };
+        let mut query = query.clone();
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            if let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] =
+                select.projection.as_mut_slice()
+            {
+                let inner = item.clone();
+                *item = Expr::Function(Function {
+                    name: ObjectName::from(vec![Ident::new("array_agg")]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+                *expr = Expr::Subquery(query);
+            }
+        }
+        ControlFlow::Continue(())
     }
 }

@@ -348,7 +348,7 @@ async fn psql_meta_commands_list_only_what_the_user_may_see() {
         )
         .await
         .unwrap();
-    for cmd in ["\\l", "\\dn", "\\dt claims.*", "\\d claims.medical", "\\dv claims.*"] {
+    for cmd in ["\\l", "\\dn", "\\dt claims.*", "\\d claims.medical", "\\dv claims.*", "\\du", "\\df"] {
         let (ok, out, err) = server.psql("kura", ADMIN_PASSWORD, &["-c", cmd]);
         assert!(ok, "psql {cmd} failed: {err}");
         match cmd {
@@ -356,6 +356,7 @@ async fn psql_meta_commands_list_only_what_the_user_may_see() {
             "\\dt claims.*" => assert!(out.contains("medical") && out.contains("secret"), "{cmd}: {out}"),
             "\\d claims.medical" => assert!(out.contains("points") && out.contains("integer"), "{cmd}: {out}"),
             "\\dv claims.*" => assert!(out.contains(" v "), "{cmd}: {out}"),
+            "\\du" => assert!(out.contains("ana") && out.contains("Superuser"), "{cmd}: {out}"),
             _ => {}
         }
     }
