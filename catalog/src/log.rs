@@ -90,6 +90,13 @@ impl Catalog {
     /// The newest snapshot: checks storage for versions committed by other processes.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>> {
         let cached = self.cached();
+        // Versions are written one after another, so if the next one does not exist there is
+        // nothing newer: one HEAD (one stat on a local folder) instead of a listing.
+        match self.store.head(&commit_path(cached.version + 1)).await {
+            Err(object_store::Error::NotFound { .. }) => return Ok(cached),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
         match self.find_latest(Some(cached.version)).await? {
             Some(v) if v > cached.version => {
                 let snap = Arc::new(self.read_version(v).await?);
