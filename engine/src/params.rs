@@ -13,6 +13,101 @@ use datafusion::sql::sqlparser::ast::{
 use crate::parser::{ParsedStatement, StatementKind};
 use crate::{Error, Result};
 
+/// Parameter types the statement states itself: `$n::type`, `CAST($n AS type)`, `LIMIT $n`,
+/// `OFFSET $n`.
+pub(crate) fn written_parameter_types(stmt: &datafusion::sql::sqlparser::ast::Statement) -> std::collections::HashMap<usize, DataType> {
+    use datafusion::sql::sqlparser::ast::{LimitClause, Query, Visit, Visitor};
+    struct Finder(std::collections::HashMap<usize, DataType>);
+    fn index(e: &Expr) -> Option<usize> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+                _ => None,
+            },
+            Expr::Nested(inner) => index(inner),
+            _ => None,
+        }
+    }
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Cast { expr, data_type, .. } = expr {
+                if let (Some(i), Some(t)) = (index(expr), arrow_type(data_type)) {
+                    self.0.entry(i).or_insert(t);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let Some(LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
+                for e in limit.iter().chain(offset.iter().map(|o| &o.value)) {
+                    if let Some(i) = index(e) {
+                        self.0.entry(i).or_insert(DataType::Int64);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(Default::default());
+    let _ = stmt.visit(&mut finder);
+    finder.0
+}
+
+/// Wraps each placeholder whose type the client declared (in Parse) in a cast to that type, so
+/// planning types the statement as the client will bind it.
+pub(crate) fn declare_parameter_types(stmt: &mut datafusion::sql::sqlparser::ast::Statement, declared: &[Option<DataType>]) {
+    struct Declarer<'a>(&'a [Option<DataType>]);
+    impl VisitorMut for Declarer<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let Expr::Value(v) = expr else { return ControlFlow::Continue(()) };
+            let Value::Placeholder(p) = &v.value else { return ControlFlow::Continue(()) };
+            let declared = p
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|i| self.0.get(i.checked_sub(1)?).cloned().flatten());
+            if let Some(t) = declared.as_ref().and_then(sql_type) {
+                *expr = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(expr.clone()),
+                    data_type: t,
+                    array: false,
+                    format: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if declared.iter().any(Option::is_some) {
+        let _ = stmt.visit(&mut Declarer(declared));
+    }
+}
+
+/// The Arrow type of a SQL type name, for the common scalar types.
+fn arrow_type(t: &SqlType) -> Option<DataType> {
+    use datafusion::arrow::datatypes::TimeUnit;
+    Some(match t {
+        SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::SmallInt(_) | SqlType::Int2(_) => DataType::Int16,
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) => DataType::Int32,
+        SqlType::BigInt(_) | SqlType::Int8(_) => DataType::Int64,
+        SqlType::Real | SqlType::Float4 => DataType::Float32,
+        SqlType::DoublePrecision | SqlType::Double(_) | SqlType::Float8 => DataType::Float64,
+        SqlType::Numeric(_) | SqlType::Decimal(_) | SqlType::Dec(_) => DataType::Decimal128(38, 10),
+        SqlType::Text | SqlType::Varchar(_) | SqlType::CharacterVarying(_) | SqlType::Char(_) | SqlType::String(_) => {
+            DataType::Utf8
+        }
+        SqlType::Date => DataType::Date32,
+        SqlType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        SqlType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        SqlType::Bytea => DataType::Binary,
+        _ => return None,
+    })
+}
+
 /// Replaces the placeholders of `stmt` by `values` (`$1` is `values[0]`).
 pub fn bind_parameters(stmt: &mut ParsedStatement, values: &[ScalarValue]) -> Result<()> {
     let StatementKind::Sql(sql) = &mut stmt.kind else {
@@ -24,10 +119,15 @@ pub fn bind_parameters(stmt: &mut ParsedStatement, values: &[ScalarValue]) -> Re
     };
     let mut binder = Binder { values, error: None };
     let _ = sql.visit(&mut binder);
-    match binder.error {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = binder.error {
+        return Err(e);
     }
+    if !values.is_empty() {
+        // Later stages may re-read the text (client catalog queries are re-parsed for
+        // compatibility rewrites): it must carry the bound values too.
+        stmt.text = sql.to_string();
+    }
+    Ok(())
 }
 
 struct Binder<'a> {

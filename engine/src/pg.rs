@@ -15,12 +15,21 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, VisitMut, VisitorMut,
 };
 use std::ops::ControlFlow;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::DataFusionError;
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use kura_catalog::Catalog;
 
 use crate::names::CATALOG_NAME;
 use crate::session::Session;
+
+/// The PostgreSQL version Kura answers as (the protocol and catalogs it emulates).
+pub const PG_VERSION: &str = "16.6";
 
 fn constant_text_udf(name: &str, value: &str) -> ScalarUDF {
     let value = value.to_string();
@@ -39,6 +48,11 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
     for name in ["current_user", "session_user", "current_role", "user"] {
         ctx.register_udf(constant_text_udf(name, user));
     }
+    // Drivers (SQLAlchemy, pgjdbc) parse the version from this string.
+    ctx.register_udf(constant_text_udf(
+        "version",
+        &format!("PostgreSQL {PG_VERSION} (Kura {}) on x86_64-pc-linux-gnu", env!("CARGO_PKG_VERSION")),
+    ));
 }
 
 /// Roles for `pg_roles` / `pg_user`, read from the catalog.
@@ -70,13 +84,114 @@ impl PgCatalogContextProvider for CatalogRoles {
     }
 }
 
+/// What `pg_catalog` reads about relations: the warehouse as one user sees it, at the newest
+/// catalog version. One per user, shared by that user's connections, so that the OIDs it hands
+/// out stay the same from one connection to the next (tools keep OIDs across connections).
+#[derive(Debug, Clone)]
+struct UserCatalogInfo {
+    session: Arc<Session>,
+}
+
+impl UserCatalogInfo {
+    async fn list(&self) -> Result<Arc<dyn CatalogProviderList>, DataFusionError> {
+        self.session.pin_catalog().await.map_err(DataFusionError::from)?;
+        Ok(self.session.ctx.state().catalog_list().clone())
+    }
+}
+
+#[async_trait]
+impl CatalogInfo for UserCatalogInfo {
+    async fn catalog_names(&self) -> Result<Vec<String>, DataFusionError> {
+        self.list().await?.catalog_names().await
+    }
+
+    async fn schema_names(&self, catalog: &str) -> Result<Option<Vec<String>>, DataFusionError> {
+        CatalogInfo::schema_names(&self.list().await?, catalog).await
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> Result<Option<Vec<String>>, DataFusionError> {
+        CatalogInfo::table_names(&self.list().await?, catalog, schema).await
+    }
+
+    async fn table_schema(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<SchemaRef>, DataFusionError> {
+        CatalogInfo::table_schema(&self.list().await?, catalog, schema, table).await
+    }
+
+    async fn table_type(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<TableType>, DataFusionError> {
+        CatalogInfo::table_type(&self.list().await?, catalog, schema, table).await
+    }
+}
+
+fn static_tables() -> crate::Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let tables = Arc::new(
+        PgCatalogStaticTables::try_new().map_err(|e| crate::Error::Invalid(format!("pg_catalog tables: {e}")))?,
+    );
+    Ok(TABLES.get_or_init(|| tables).clone())
+}
+
+impl crate::Engine {
+    /// A `pg_catalog` schema showing the warehouse as `user` sees it. Servers keep one per user
+    /// and mount it in each of that user's sessions ([`Session::enable_pg_catalog`]).
+    pub fn pg_catalog_for(self: &Arc<Self>, user: &str, enforced: bool) -> crate::Result<Arc<dyn SchemaProvider>> {
+        let session = Arc::new(self.new_session(user, enforced));
+        let roles = CatalogRoles { catalog: self.catalog().clone() };
+        let provider = PgCatalogSchemaProvider::try_new(UserCatalogInfo { session }, static_tables()?, roles)
+            .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;
+        Ok(Arc::new(provider))
+    }
+}
+
 /// Mounts `pg_catalog` and its functions in a session (servers do this for every connection).
-pub(crate) fn setup_pg_catalog(session: &Session) -> crate::Result<()> {
+pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaProvider>>) -> crate::Result<()> {
     let roles = CatalogRoles { catalog: session.engine.catalog().clone() };
     datafusion_pg_catalog::setup_pg_catalog(&session.ctx, CATALOG_NAME, roles)
         .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;
+    if let Some(provider) = shared {
+        session.extra_schemas.mount("pg_catalog", provider);
+    }
     // pg_catalog's own `session_user` answers a fixed name; the real user wins.
     register_session_functions(&session.ctx, &session.user);
+    // SQLAlchemy's column reflection asks for sequences behind serial columns; Kura has none.
+    // View definitions are not exposed through pg_get_viewdef (yet).
+    use datafusion::logical_expr::{Signature, SimpleScalarUDF, TypeSignature};
+    for (name, signatures) in [
+        ("pg_get_serial_sequence", vec![vec![DataType::Utf8, DataType::Utf8]]),
+        ("pg_get_viewdef", vec![vec![DataType::Int64], vec![DataType::Int64, DataType::Boolean]]),
+    ] {
+        let signature = Signature::one_of(
+            signatures.into_iter().map(TypeSignature::Exact).collect(),
+            Volatility::Stable,
+        );
+        let udf = SimpleScalarUDF::new_with_signature(
+            name,
+            signature,
+            DataType::Utf8,
+            Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        );
+        session.ctx.register_udf(ScalarUDF::from(udf));
+    }
+    // psycopg looks up extension types (hstore) by name; Kura has none.
+    session.ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
+    ));
     // psql's \df describes functions with these; Kura's functions have no SQL signatures.
     for name in ["pg_get_function_result", "pg_get_function_arguments", "pg_get_function_identity_arguments"] {
         session.ctx.register_udf(create_udf(
@@ -112,8 +227,13 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     let catalog_query = ["pg_", "::reg", "information_schema", "operator(", "collate", "current_schema", "version()"]
         .iter()
         .any(|needle| lower.contains(needle));
-    if !catalog_query || !matches!(stmt, Statement::Query(_)) {
+    if !matches!(stmt, Statement::Query(_)) {
         return stmt;
+    }
+    if !catalog_query {
+        // PostgreSQL allows equal output names (`SELECT id, id`); DataFusion needs them unique.
+        use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
+        return datafusion_pg_catalog::sql::rules::AliasDuplicatedProjectionRewrite.rewrite(stmt);
     }
     let mut stmt = match compatibility_parser().parse(text) {
         Ok(mut statements) if statements.len() == 1 => statements.remove(0),

@@ -58,6 +58,13 @@ pub(crate) struct ExtraSchemas {
     schemas: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
 }
 
+impl ExtraSchemas {
+    /// Mounts (or replaces) a schema.
+    pub(crate) fn mount(&self, name: &str, schema: Arc<dyn SchemaProvider>) {
+        self.schemas.write().insert(name.to_string(), schema);
+    }
+}
+
 /// Schemas that may be mounted by the PostgreSQL compatibility layer.
 const MOUNTABLE_SCHEMAS: [&str; 1] = ["pg_catalog"];
 

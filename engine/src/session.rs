@@ -86,7 +86,7 @@ impl Engine {
         }
     }
 
-    fn new_session(self: &Arc<Self>, user: &str, enforced: bool) -> Session {
+    pub(crate) fn new_session(self: &Arc<Self>, user: &str, enforced: bool) -> Session {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -240,9 +240,11 @@ impl Session {
         }
     }
 
-    /// Mounts `pg_catalog` (tables and functions client tools query) in this session.
-    pub fn enable_pg_catalog(&self) -> Result<()> {
-        crate::pg::setup_pg_catalog(self)
+    /// Mounts `pg_catalog` (tables and functions client tools query) in this session; with
+    /// `shared` (from [`Engine::pg_catalog_for`]) the user's connections share one, and so its
+    /// OIDs.
+    pub fn enable_pg_catalog(&self, shared: Option<Arc<dyn datafusion::catalog::SchemaProvider>>) -> Result<()> {
+        crate::pg::setup_pg_catalog(self, shared)
     }
 
     /// The engine behind this session.
@@ -380,9 +382,15 @@ pub struct Described {
 
 impl Session {
     /// Plans `stmt` without running it, to tell a client its parameter and result types.
-    pub async fn describe(&self, stmt: &ParsedStatement) -> Result<Described> {
+    /// `declared` holds the types the client gave for `$1`, `$2`, ... (None: let Kura infer).
+    pub async fn describe(
+        &self,
+        stmt: &ParsedStatement,
+        declared: &[Option<datafusion::arrow::datatypes::DataType>],
+    ) -> Result<Described> {
         let StatementKind::Sql(sql) = &stmt.kind else { return Ok(Described::default()) };
         let mut sql = crate::pg::rewrite_for_compatibility(&stmt.text, (**sql).clone());
+        crate::params::declare_parameter_types(&mut sql, declared);
         let returns_rows = matches!(
             sql,
             Statement::Query(_) | Statement::Explain { .. } | Statement::ShowVariable { .. } | Statement::ShowTables { .. }
@@ -394,10 +402,31 @@ impl Session {
         }
         self.pin_catalog().await?;
         rewrite_time_travel(&mut sql)?;
+        let mut written = crate::params::written_parameter_types(&sql);
+        for (i, t) in declared.iter().enumerate() {
+            if let Some(t) = t {
+                written.insert(i + 1, t.clone());
+            }
+        }
         let plan = self.plan(sql).await?;
         let types = plan.get_parameter_types().map_err(Error::from_datafusion)?;
-        let count = types.keys().filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok()).max().unwrap_or(0);
-        let parameters = (1..=count).map(|i| types.get(&format!("${i}")).cloned().flatten()).collect();
+        let count = types
+            .keys()
+            .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+            .chain(written.keys().copied())
+            .max()
+            .unwrap_or(0);
+        // A type written in the statement (`$1::bigint`, `LIMIT $1`) wins over inference, as in
+        // PostgreSQL; an untyped parameter is text.
+        let parameters = (1..=count)
+            .map(|i| {
+                written
+                    .get(&i)
+                    .cloned()
+                    .or_else(|| types.get(&format!("${i}")).cloned().flatten())
+                    .filter(|t| *t != datafusion::arrow::datatypes::DataType::Null)
+            })
+            .collect();
         let columns = returns_rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
         Ok(Described { parameters, columns })
     }

@@ -193,15 +193,18 @@ impl QueryParser for StatementParser {
             let mut d = Described::default();
             if let StatementKind::Sql(sql) = &stmt.kind {
                 if let Statement::ShowVariable { variable } = sql.as_ref() {
-                    let name = variable_name(variable);
-                    let key = if name == "time zone" { "timezone".to_string() } else { name.replace(' ', "_") };
+                    let key = setting_key(&variable_name(variable));
                     let field = datafusion::arrow::datatypes::Field::new(key, DataType::Utf8, true);
                     d.columns = Some(Arc::new(datafusion::arrow::datatypes::Schema::new(vec![field])));
                 }
             }
             d
         } else {
-            session.describe(&stmt).await.map_err(engine_error)?
+            let declared: Vec<Option<DataType>> = types
+                .iter()
+                .map(|t| t.as_ref().filter(|t| **t != Type::UNKNOWN).map(arrow_type_of))
+                .collect();
+            session.describe(&stmt, &declared).await.map_err(engine_error)?
         };
         let count = described.parameters.len().max(types.len()).max(count_placeholders(&stmt.text));
         let parameter_types = (0..count)
@@ -259,10 +262,21 @@ fn is_session_statement(stmt: &ParsedStatement) -> bool {
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
         | Statement::Set(_)
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. }
         | Statement::Deallocate { .. }
         | Statement::Discard { .. } => true,
         Statement::ShowVariable { variable } => !variable_name(variable).starts_with("datafusion."),
         _ => false,
+    }
+}
+
+/// The settings key `SHOW` reads for a variable as written (`SHOW TRANSACTION ISOLATION LEVEL`).
+fn setting_key(name: &str) -> String {
+    match name {
+        "time zone" => "timezone".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
+        other => other.replace(' ', "_"),
     }
 }
 
@@ -394,6 +408,11 @@ impl Conn {
                 Response::TransactionStart(Tag::new("BEGIN"))
             }
             Statement::Commit { .. } => Response::TransactionEnd(Tag::new("COMMIT")),
+            // Savepoints frame statements for drivers (psycopg's nested transactions); as with
+            // ROLLBACK, nothing already done is undone.
+            Statement::Savepoint { .. } => Response::Execution(Tag::new("SAVEPOINT")),
+            Statement::ReleaseSavepoint { .. } => Response::Execution(Tag::new("RELEASE")),
+            Statement::Rollback { savepoint: Some(_), .. } => Response::Execution(Tag::new("ROLLBACK")),
             Statement::Rollback { .. } => {
                 if self.wrote_in_block.swap(false, Ordering::SeqCst) {
                     let notice = ErrorInfo::new(
@@ -414,7 +433,7 @@ impl Conn {
                 if name.starts_with("datafusion.") {
                     return Ok(None);
                 }
-                let key = if name == "time zone" { "timezone".to_string() } else { name.replace(' ', "_") };
+                let key = setting_key(&name);
                 let settings = self.settings.lock().clone();
                 let value = match key.as_str() {
                     "is_superuser" => {
@@ -668,7 +687,8 @@ impl StartupHandler for Conn {
                                 return Err(auth::login_failed(&user));
                             }
                         };
-                        session.enable_pg_catalog().map_err(engine_error)?;
+                        let pg_catalog = self.shared.pg_catalog_for(&user).map_err(engine_error)?;
+                        session.enable_pg_catalog(Some(pg_catalog)).map_err(engine_error)?;
                         let _ = self.session.set(Arc::new(session));
                         self.shared.backoff.succeeded(addr.ip());
                         client

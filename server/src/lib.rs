@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     /// Random per process; keys mock SCRAM salts of unknown users.
     pub(crate) secret: [u8; 32],
     cancels: Mutex<HashMap<(i32, Bytes), Weak<Conn>>>,
+    /// One pg_catalog per user, shared by the user's connections (stable OIDs).
+    pg_catalogs: Mutex<HashMap<String, Arc<dyn datafusion::catalog::SchemaProvider>>>,
 }
 
 impl Shared {
@@ -96,6 +98,15 @@ impl Shared {
             return None;
         }
         role.password.as_deref().and_then(ScramVerifier::parse)
+    }
+
+    /// The user's shared pg_catalog.
+    pub(crate) fn pg_catalog_for(&self, user: &str) -> kura_engine::Result<Arc<dyn datafusion::catalog::SchemaProvider>> {
+        if let Some(p) = self.pg_catalogs.lock().get(user) {
+            return Ok(p.clone());
+        }
+        let provider = self.engine.pg_catalog_for(user, true)?;
+        Ok(self.pg_catalogs.lock().entry(user.to_string()).or_insert(provider).clone())
     }
 
     /// Makes a connection reachable by cancel requests carrying `(pid, key)`.
@@ -233,6 +244,7 @@ impl Server {
             backoff: auth::Backoff::default(),
             secret: rand::random(),
             cancels: Mutex::new(HashMap::new()),
+            pg_catalogs: Mutex::new(HashMap::new()),
         });
         Ok(Self { listener, shared, tls })
     }
