@@ -28,6 +28,58 @@ use kura_catalog::Catalog;
 use crate::names::CATALOG_NAME;
 use crate::session::Session;
 
+/// `json_build_object(key, value, ...)` as JSON text.
+fn json_build_object(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, StringBuilder};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if args.len() % 2 != 0 {
+        return Err(DataFusionError::Plan("json_build_object needs key/value pairs".into()));
+    }
+    let rows = args
+        .iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1);
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let options = FormatOptions::default();
+    let formatters = arrays
+        .iter()
+        .map(|a| ArrayFormatter::try_new(a.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let mut out = StringBuilder::new();
+    for row in 0..rows {
+        let mut text = String::from("{");
+        for pair in 0..arrays.len() / 2 {
+            let (k, v) = (2 * pair, 2 * pair + 1);
+            if pair > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&quote(&formatters[k].value(row).to_string()));
+            text.push_str(" : ");
+            if arrays[v].is_null(row) {
+                text.push_str("null");
+            } else {
+                let value = formatters[v].value(row).to_string();
+                match arrays[v].data_type() {
+                    t if t.is_numeric() || *t == DataType::Boolean => text.push_str(&value),
+                    _ => text.push_str(&quote(&value)),
+                }
+            }
+        }
+        text.push('}');
+        out.append_value(text);
+    }
+    let array = Arc::new(out.finish());
+    Ok(if rows == 1 && args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(array.as_ref(), 0)?)
+    } else {
+        ColumnarValue::Array(array)
+    })
+}
+
 /// The PostgreSQL version Kura answers as (the protocol and catalogs it emulates).
 pub const PG_VERSION: &str = "16.6";
 
@@ -184,6 +236,20 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
         );
         session.ctx.register_udf(ScalarUDF::from(udf));
     }
+    // SQLAlchemy's column reflection builds JSON objects of identity and collation details.
+    session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "json_build_object",
+        Signature::variadic_any(Volatility::Immutable),
+        DataType::Utf8,
+        Arc::new(json_build_object),
+    )));
+    session.ctx.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    ));
     // psycopg looks up extension types (hstore) by name; Kura has none.
     session.ctx.register_udf(create_udf(
         "to_regtype",
@@ -230,17 +296,110 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     if !matches!(stmt, Statement::Query(_)) {
         return stmt;
     }
-    if !catalog_query {
-        // PostgreSQL allows equal output names (`SELECT id, id`); DataFusion needs them unique.
-        use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
-        return datafusion_pg_catalog::sql::rules::AliasDuplicatedProjectionRewrite.rewrite(stmt);
-    }
-    let mut stmt = match compatibility_parser().parse(text) {
-        Ok(mut statements) if statements.len() == 1 => statements.remove(0),
-        _ => compatibility_parser().rewrite(stmt),
+    let mut stmt = if catalog_query {
+        match compatibility_parser().parse(text) {
+            Ok(mut statements) if statements.len() == 1 => statements.remove(0),
+            _ => compatibility_parser().rewrite(stmt),
+        }
+    } else {
+        stmt
     };
     let _ = stmt.visit(&mut ArraySubquery);
+    let _ = stmt.visit(&mut LikeEscape);
+    if let Statement::Query(q) = &mut stmt {
+        name_outputs_like_postgres(q);
+    }
     stmt
+}
+
+/// Output columns get PostgreSQL's names (`count`, `max`, `?column?`, the column's own name)
+/// instead of DataFusion's (`count(*)`, `max(t.a)`, `Int64(1)`), which is what drivers and BI
+/// tools show and look up. PostgreSQL allows equal names (`SELECT id, id`); DataFusion needs
+/// them unique, so repeats get a suffix (`id`, `id_1`).
+fn name_outputs_like_postgres(query: &mut datafusion::sql::sqlparser::ast::Query) {
+    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in select.projection.iter_mut() {
+        let (name, expr) = match item {
+            SelectItem::UnnamedExpr(e) => (postgres_name(e), Some(e.clone())),
+            SelectItem::ExprWithAlias { alias, .. } => (alias.value.clone(), None),
+            _ => continue,
+        };
+        let n = seen.entry(name.clone()).or_insert(0);
+        *n += 1;
+        let unique = if *n == 1 { name } else { format!("{name}_{}", *n - 1) };
+        if let Some(expr) = expr {
+            // Plain column references keep DataFusion's qualified field, so ORDER BY and
+            // GROUP BY on them keep working; only repeats need an alias.
+            let is_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+            if !is_column || *n > 1 {
+                *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', unique) };
+            }
+        }
+    }
+}
+
+/// The name PostgreSQL gives an unnamed output expression.
+fn postgres_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => i.value.to_lowercase(),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()).unwrap_or_default(),
+        Expr::Function(f) => f.name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()).unwrap_or_default(),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => match postgres_name(expr).as_str() {
+            "?column?" => match e {
+                Expr::Cast { data_type, .. } => data_type.to_string().to_lowercase(),
+                _ => "?column?".into(),
+            },
+            name => name.to_string(),
+        },
+        Expr::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}
+
+/// `LIKE p ESCAPE '/'` (SQLAlchemy's escape character): DataFusion knows only the backslash, so
+/// the pattern's escapes are translated.
+struct LikeEscape;
+
+impl VisitorMut for LikeEscape {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let (Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. }) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let Some(escape) = escape_char.as_ref().and_then(|v| match &v.value {
+            datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        }) else {
+            return ControlFlow::Continue(());
+        };
+        if escape == "\\" || escape.chars().count() != 1 {
+            return ControlFlow::Continue(());
+        }
+        let call = |name: &str, args: Vec<Expr>| {
+            Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new(name)]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            })
+        };
+        let text = |s: &str| Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s.into()));
+        // Backslashes become literal, then the escape character becomes the backslash.
+        let literal_backslashes = call("replace", vec![(**pattern).clone(), text("\\"), text("\\\\")]);
+        **pattern = call("replace", vec![literal_backslashes, text(&escape), text("\\")]);
+        *escape_char = None;
+        ControlFlow::Continue(())
+    }
 }
 
 /// `ARRAY(SELECT x FROM ...)` (psql's `\du`) becomes `(SELECT array_agg(x) FROM ...)`, which
