@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use kura_catalog::{CatalogState, Grant, GrantObject, Privilege, RoleEntry};
 
-use crate::names::{DEFAULT_SCHEMA, normalize_ident, qualified, schema_name};
+use crate::names::{normalize_ident, qualified, schema_name};
 use crate::scram::ScramVerifier;
 use crate::session::{Session, StatementOutput};
 use crate::{Error, Result};
@@ -457,7 +457,7 @@ fn resolve_grants(
 /// The relation a table scan reads, if it is a warehouse relation (not a system view).
 fn scanned_relation(table: &TableReference) -> Option<(String, String)> {
     let (schema, name) = match table {
-        TableReference::Bare { table } => (DEFAULT_SCHEMA.to_string(), table.to_string()),
+        TableReference::Bare { table } => (crate::names::current_schema(), table.to_string()),
         TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
         TableReference::Full { catalog, schema, table } => {
             if catalog.as_ref() != crate::names::CATALOG_NAME {

@@ -10,6 +10,16 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// The DataFusion catalog name under which the warehouse is mounted.
 pub const CATALOG_NAME: &str = "kura";
 
+tokio::task_local! {
+    /// The schema unqualified names resolve to while a statement runs (`SET search_path`).
+    pub(crate) static CURRENT_SCHEMA: String;
+}
+
+/// The schema unqualified names resolve to now.
+pub(crate) fn current_schema() -> String {
+    CURRENT_SCHEMA.try_with(|s| s.clone()).unwrap_or_else(|_| DEFAULT_SCHEMA.to_string())
+}
+
 /// A schema-qualified relation name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QualifiedName {
@@ -44,7 +54,7 @@ fn parts(name: &ObjectName) -> Result<Vec<String>> {
 pub fn qualified(name: &ObjectName) -> Result<QualifiedName> {
     let p = parts(name)?;
     match p.as_slice() {
-        [n] => Ok(QualifiedName { schema: DEFAULT_SCHEMA.into(), name: n.clone() }),
+        [n] => Ok(QualifiedName { schema: current_schema(), name: n.clone() }),
         [s, n] => Ok(QualifiedName { schema: s.clone(), name: n.clone() }),
         [c, s, n] if c == CATALOG_NAME => Ok(QualifiedName { schema: s.clone(), name: n.clone() }),
         [c, _, _] => Err(Error::UndefinedObject(format!("database \"{c}\" does not exist"))),

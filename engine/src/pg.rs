@@ -107,6 +107,11 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
     ));
 }
 
+/// `current_schema()`: where unqualified names resolve.
+pub(crate) fn current_schema_udf(schema: &str) -> ScalarUDF {
+    constant_text_udf("current_schema", schema)
+}
+
 /// Roles for `pg_roles` / `pg_user`, read from the catalog.
 #[derive(Debug, Clone)]
 struct CatalogRoles {
@@ -215,8 +220,9 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
     if let Some(provider) = shared {
         session.extra_schemas.mount("pg_catalog", provider);
     }
-    // pg_catalog's own `session_user` answers a fixed name; the real user wins.
+    // pg_catalog's own `session_user` and `current_schema` answer fixed names; the real ones win.
     register_session_functions(&session.ctx, &session.user);
+    session.ctx.register_udf(current_schema_udf(&session.current_schema()));
     // SQLAlchemy's column reflection asks for sequences behind serial columns; Kura has none.
     // View definitions are not exposed through pg_get_viewdef (yet).
     use datafusion::logical_expr::{Signature, SimpleScalarUDF, TypeSignature};

@@ -163,11 +163,13 @@ impl KuraSchemaProvider {
                 self.schema
             )));
         }
-        let state = {
+        let mut state = {
             let session = self.session.upgrade().ok_or_else(|| Error::Invalid("session closed".into()))?;
             let guard = session.read();
             guard.clone()
         };
+        // A view's unqualified names mean the same whatever the querying session's search path.
+        state.config_mut().options_mut().catalog.default_schema = crate::names::DEFAULT_SCHEMA.to_string();
         let mut statements = crate::parser::parse_sql(&view.sql)?;
         let query = match statements.pop().map(|s| s.kind) {
             Some(crate::parser::StatementKind::Sql(stmt)) if matches!(*stmt, Statement::Query(_)) => stmt,
@@ -179,7 +181,10 @@ impl KuraSchemaProvider {
         let plan = crate::access::ACTING_ROLE
             .scope(
                 view.owner.clone(),
-                VIEW_DEPTH.scope(depth + 1, async { state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await }),
+                crate::names::CURRENT_SCHEMA.scope(
+                    crate::names::DEFAULT_SCHEMA.to_string(),
+                    VIEW_DEPTH.scope(depth + 1, async { state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await }),
+                ),
             )
             .await?;
         let plan = if view.columns.is_empty() {

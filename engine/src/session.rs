@@ -124,6 +124,7 @@ impl Engine {
             progress: None,
             pinned: parking_lot::Mutex::new(self.catalog.cached()),
             extra_schemas,
+            current_schema: parking_lot::Mutex::new(DEFAULT_SCHEMA.to_string()),
         };
         session.register_catalog(session.snapshot());
         session
@@ -193,6 +194,8 @@ pub struct Session {
     pinned: parking_lot::Mutex<Arc<Snapshot>>,
     /// Schemas mounted beside the warehouse's own (pg_catalog).
     pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
+    /// Where unqualified names resolve.
+    current_schema: parking_lot::Mutex<String>,
 }
 
 /// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
@@ -237,6 +240,7 @@ impl Session {
             progress: None,
             pinned: parking_lot::Mutex::new(self.snapshot()),
             extra_schemas: self.extra_schemas.clone(),
+            current_schema: parking_lot::Mutex::new(self.current_schema()),
         }
     }
 
@@ -290,6 +294,32 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn execute(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
+        let schema = self.current_schema.lock().clone();
+        crate::names::CURRENT_SCHEMA.scope(schema, self.execute_in_schema(stmt)).await
+    }
+
+    /// The schema unqualified names resolve to (`SET search_path`).
+    pub fn current_schema(&self) -> String {
+        self.current_schema.lock().clone()
+    }
+
+    /// Makes unqualified names resolve to the first schema of `path` (`SET search_path TO a, b`;
+    /// later entries and `"$user"` are ignored, as Kura has no per-user schemas).
+    pub fn set_search_path(&self, path: &str) -> Result<()> {
+        let first = path
+            .split(',')
+            .map(|p| p.trim())
+            .map(|p| if p.starts_with('"') { p.trim_matches('"').to_string() } else { p.to_lowercase() })
+            .find(|p| !p.is_empty() && p != "$user")
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        crate::names::validate_new_name("schema", &first)?;
+        self.ctx.state_ref().write().config_mut().options_mut().catalog.default_schema = first.clone();
+        self.ctx.register_udf(crate::pg::current_schema_udf(&first));
+        *self.current_schema.lock() = first;
+        Ok(())
+    }
+
+    async fn execute_in_schema(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
         self.pin_catalog().await?;
         match stmt.kind {
             StatementKind::Copy(copy) => crate::copy::execute(self, *copy).await,

@@ -497,6 +497,7 @@ impl Conn {
                     return Err(user_error("22023", format!("client_encoding {value} is not supported; Kura speaks UTF8")));
                 }
             }
+            "search_path" => self.session()?.set_search_path(&value).map_err(engine_error)?,
             "transaction_isolation" | "default_transaction_isolation" => {}
             _ => {}
         }
@@ -528,6 +529,26 @@ fn arrow_type_of(t: &Type) -> DataType {
         Type::BYTEA => DataType::Binary,
         _ => DataType::Utf8,
     }
+}
+
+/// `search_path` from the startup packet: `options=-c search_path=x` (libpq, Superset) or
+/// `--search_path=x`.
+fn startup_search_path(metadata: &HashMap<String, String>) -> Option<String> {
+    let options = metadata.get("options")?;
+    let mut words = options.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let setting = if w == "-c" {
+            words.next()?.to_string()
+        } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--")) {
+            rest.to_string()
+        } else {
+            continue;
+        };
+        if let Some(value) = setting.strip_prefix("search_path=") {
+            return Some(value.replace("\\,", ",").to_string());
+        }
+    }
+    None
 }
 
 fn stopped_error(reason: u8) -> PgWireError {
@@ -689,6 +710,10 @@ impl StartupHandler for Conn {
                         };
                         let pg_catalog = self.shared.pg_catalog_for(&user).map_err(engine_error)?;
                         session.enable_pg_catalog(Some(pg_catalog)).map_err(engine_error)?;
+                        if let Some(path) = startup_search_path(client.metadata()) {
+                            session.set_search_path(&path).map_err(engine_error)?;
+                            self.settings.lock().values.insert("search_path".into(), path);
+                        }
                         let _ = self.session.set(Arc::new(session));
                         self.shared.backoff.succeeded(addr.ip());
                         client

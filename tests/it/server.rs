@@ -517,3 +517,30 @@ async fn a_query_over_its_memory_limit_fails_alone() {
     let one: i64 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1, "the session that failed goes on");
 }
+
+#[tokio::test]
+async fn search_path_decides_where_unqualified_names_live() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    admin
+        .batch_execute("CREATE SCHEMA claims; CREATE TABLE claims.medical (id INT); INSERT INTO claims.medical VALUES (1), (2)")
+        .await
+        .unwrap();
+    admin.batch_execute("SET search_path TO claims").await.unwrap();
+    let n: i64 = admin.query_one("SELECT count(*) FROM medical", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    let schema: String = admin.query_one("SELECT current_schema()", &[]).await.unwrap().get(0);
+    assert_eq!(schema, "claims");
+    admin.batch_execute("CREATE TABLE here (a INT); INSERT INTO here VALUES (7)").await.unwrap();
+    let n: i64 = admin.query_one("SELECT count(*) FROM claims.here", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "unqualified DDL and DML went to the search path");
+    // The startup option libpq and Superset use.
+    let conninfo = format!("{} options='-c search_path=claims'", server.conninfo("kura", ADMIN_PASSWORD));
+    let (c, conn) = tokio_postgres::connect(&conninfo, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let n: i64 = c.query_one("SELECT count(*) FROM medical", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    // Other sessions keep their own path.
+    let other = server.admin().await;
+    assert!(other.query("SELECT * FROM medical", &[]).await.is_err());
+}

@@ -119,6 +119,11 @@ pub(crate) async fn copy_in(session: &Session, source: CopySource, options: Copy
     let reader = ChannelReader { receiver, current: Bytes::new(), complete: complete.clone() };
     let session = session.fork();
     let text_format = options.format == CopyFormat::Text;
+    // The load runs in its own task, outside this statement's search path: name the table fully.
+    let name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+        datafusion::sql::sqlparser::ast::Ident::with_quote('"', qn.schema.clone()),
+        datafusion::sql::sqlparser::ast::Ident::with_quote('"', qn.name.clone()),
+    ]);
     let load = tokio::spawn(async move {
         super::csv_in::load_csv(&session, &name, &columns, "STDIN", Box::new(reader), None, &options).await
     });
