@@ -22,12 +22,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3'
+  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3' 'psycopg[binary]>=3.2' asyncpg 'sqlalchemy>=2'
 
 step "system tools (psql client, openssl)"
-if ! command -v psql >/dev/null || ! command -v openssl >/dev/null; then
+if ! command -v psql >/dev/null || ! command -v openssl >/dev/null || ! command -v javac >/dev/null \
+  || [ ! -f /usr/share/java/postgresql.jar ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql-client openssl
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq postgresql-client openssl libpostgresql-jdbc-java
+  command -v javac >/dev/null || $SUDO apt-get install -y -qq openjdk-17-jdk-headless
 fi
 
 step "build"
@@ -35,6 +38,19 @@ cargo build --workspace --tests --bins
 
 step "unit, SQL and integration tests (local folder warehouses)"
 cargo test --workspace --no-fail-fast
+
+step "client compatibility: psycopg, asyncpg, SQLAlchemy, pgjdbc, BI-tool queries against kura serve"
+CLIENT_DIR=$(mktemp -d)
+KURA_ADMIN_PASSWORD=clients-pw "$CARGO_TARGET_DIR/debug/kura" init --data "$CLIENT_DIR/wh" >/dev/null
+CLIENT_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$CARGO_TARGET_DIR/debug/kura" serve --data "$CLIENT_DIR/wh" --listen "127.0.0.1:$CLIENT_PORT" 2>"$CLIENT_DIR/serve.log" &
+CLIENT_SERVER=$!
+for _ in $(seq 1 100); do grep -q "serving on" "$CLIENT_DIR/serve.log" && break; sleep 0.1; done
+CLIENTS_OK=0
+tests/clients/run.sh "$CLIENT_PORT" kura clients-pw || CLIENTS_OK=$?
+kill "$CLIENT_SERVER" 2>/dev/null || true
+rm -rf "$CLIENT_DIR"
+[ "$CLIENTS_OK" -eq 0 ] || { echo "client compatibility checks failed"; exit 1; }
 
 step "S3: start moto on loopback"
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
