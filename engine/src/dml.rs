@@ -174,7 +174,13 @@ pub(crate) async fn insert_into_table(
     let state = session.ctx.state();
     let provider = table.table_provider().await?;
     check_not_null_input(&provider, &input, display_name)?;
-    let physical = state.create_physical_plan(&input).await.map_err(Error::from_datafusion)?;
+    let mut physical = state.create_physical_plan(&input).await.map_err(Error::from_datafusion)?;
+    // The sink writes what its input's partition 0 yields; the physical optimizer, which would
+    // merge partitions for it, does not run on a sink built here. Merge them ourselves, or a
+    // multi-partition input (UNION ALL, a repartitioned projection) would lose rows.
+    if datafusion::physical_plan::ExecutionPlanProperties::output_partitioning(&physical).partition_count() > 1 {
+        physical = Arc::new(datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec::new(physical));
+    }
     let sink = provider.insert_into(&state, physical, InsertOp::Append).await.map_err(Error::from_datafusion)?;
     let target = provider.schema();
     let batches = collect(sink, session.ctx.task_ctx())
