@@ -148,7 +148,17 @@ impl KuraSchemaProvider {
             return Ok(None);
         };
         let table = self.warehouse.open_table(&entry.location, &version).await?;
-        let provider = table.table_provider().await?;
+        let mut builder = table.table_provider();
+        // Scan the file list the table state already holds instead of replaying the log again.
+        if let Ok(state) = table.snapshot() {
+            builder = builder.with_eager_snapshot(Arc::new(state.snapshot().clone()));
+        }
+        // Parquet read options (filter pushdown and the like) follow the session's settings.
+        if let Some(session) = self.session.upgrade() {
+            let state = session.read().clone();
+            builder = builder.with_session(Arc::new(state));
+        }
+        let provider: Arc<dyn TableProvider> = builder.await?;
         Ok(Some(provider))
     }
 
