@@ -37,6 +37,9 @@ pub struct Snapshot {
 pub struct Catalog {
     store: Arc<dyn ObjectStore>,
     current: RwLock<Arc<Snapshot>>,
+    /// On a local folder, the log's directory: the per-statement "anything new?" probe is then
+    /// one `stat` on this thread instead of a trip through the object store's thread pool.
+    local_log_dir: Option<std::path::PathBuf>,
 }
 
 fn commit_path(version: u64) -> Path {
@@ -50,7 +53,11 @@ fn parse_version(path: &Path) -> Option<u64> {
 impl Catalog {
     /// Opens the catalog of a warehouse, creating version 0 if the warehouse is new.
     pub async fn open(warehouse: &kura_storage::Warehouse) -> Result<Self> {
-        Self::open_store(warehouse.store()).await
+        let mut catalog = Self::open_store(warehouse.store()).await?;
+        if let kura_storage::WarehouseLocation::Local(dir) = warehouse.location() {
+            catalog.local_log_dir = dir.canonicalize().ok().map(|d| d.join(LOG_DIR));
+        }
+        Ok(catalog)
     }
 
     /// Opens the catalog kept in `store` (already scoped to the warehouse prefix).
@@ -62,7 +69,7 @@ impl Catalog {
             operation: "initialise warehouse".into(),
             state: CatalogState::default(),
         };
-        let catalog = Self { store, current: RwLock::new(Arc::new(genesis.clone())) };
+        let catalog = Self { store, current: RwLock::new(Arc::new(genesis.clone())), local_log_dir: None };
         let latest = catalog.find_latest(None).await?;
         match latest {
             Some(v) => {
@@ -92,6 +99,13 @@ impl Catalog {
         let cached = self.cached();
         // Versions are written one after another, so if the next one does not exist there is
         // nothing newer: one HEAD (one stat on a local folder) instead of a listing.
+        if let Some(dir) = &self.local_log_dir {
+            let next = dir.join(format!("{:020}.json", cached.version + 1));
+            match std::fs::metadata(&next) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cached),
+                _ => {}
+            }
+        }
         match self.store.head(&commit_path(cached.version + 1)).await {
             Err(object_store::Error::NotFound { .. }) => return Ok(cached),
             Err(e) => return Err(e.into()),

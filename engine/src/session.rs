@@ -378,7 +378,10 @@ impl Session {
 
     /// Queries, EXPLAIN, SHOW and SET: anything that reads or changes only session settings.
     async fn run_generic(&self, stmt: Statement) -> Result<StatementOutput> {
-        let plan = self.plan(stmt).await?;
+        // One copy of the session state serves planning and execution (copies are not free).
+        let state = self.ctx.state();
+        let plan =
+            state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await.map_err(Error::from_datafusion)?;
         self.check_plan(&plan)?;
         match &plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
@@ -389,7 +392,10 @@ impl Session {
                 df.collect().await.map_err(Error::from_datafusion)?;
                 Ok(StatementOutput::command("SET"))
             }
-            _ => Ok(StatementOutput::Rows(self.stream_plan(plan).await?)),
+            _ => {
+                let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
+                Ok(StatementOutput::Rows(execute_stream(physical, self.ctx.task_ctx()).map_err(Error::from_datafusion)?))
+            }
         }
     }
 

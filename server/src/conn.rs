@@ -369,14 +369,16 @@ impl Conn {
                 let schema = batches.schema();
                 let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
                 let encode_fields = fields.clone();
+                // Stop checks run per batch (a pending batch is interrupted), not per row.
                 let rows = batches
+                    .take_until(stopper)
                     .map(move |batch| match batch {
                         Ok(b) => stream::iter(encode_recordbatch(encode_fields.clone(), b).collect::<Vec<_>>()),
                         Err(e) => stream::iter(vec![Err(engine_error(EngineError::from_datafusion(e)))]),
                     })
                     .flatten();
                 let stop_after = stop.clone();
-                let rows = rows.take_until(stopper).chain(
+                let rows = rows.chain(
                     stream::once(async move { stop_after.load(Ordering::SeqCst) })
                         .filter_map(|s| async move { (s != STOP_NONE).then(|| Err(stopped_error(s))) }),
                 );
