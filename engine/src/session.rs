@@ -387,7 +387,17 @@ impl Session {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
                 Err(Error::Unsupported(format!("statement of kind {}", plan.display())))
             }
-            LogicalPlan::Statement(_) => {
+            LogicalPlan::Statement(statement) => {
+                // SECURITY: runtime settings replace the session's memory pool and disk manager,
+                // i.e. the limits the operator set; only superusers may change them.
+                let variable = match statement {
+                    datafusion::logical_expr::Statement::SetVariable(set) => Some(&set.variable),
+                    datafusion::logical_expr::Statement::ResetVariable(reset) => Some(&reset.variable),
+                    _ => None,
+                };
+                if variable.is_some_and(|v| v.to_ascii_lowercase().starts_with("datafusion.runtime.")) {
+                    self.require_superuser("change runtime settings (memory and disk limits)")?;
+                }
                 let df = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
                 df.collect().await.map_err(Error::from_datafusion)?;
                 Ok(StatementOutput::command("SET"))

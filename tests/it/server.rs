@@ -516,6 +516,11 @@ async fn a_query_over_its_memory_limit_fails_alone() {
     assert_eq!(one, 1);
     let one: i64 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1, "the session that failed goes on");
+    // A user cannot lift the limit for itself.
+    c.batch_execute("CREATE USER ana PASSWORD 'ana-pw'").await.unwrap();
+    let ana = server.connect("ana", "ana-pw").await.unwrap();
+    let err = ana.batch_execute("SET datafusion.runtime.memory_limit = '64G'").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
 }
 
 #[tokio::test]
