@@ -549,3 +549,43 @@ async fn search_path_decides_where_unqualified_names_live() {
     let other = server.admin().await;
     assert!(other.query("SELECT * FROM medical", &[]).await.is_err());
 }
+
+#[tokio::test]
+async fn portals_return_rows_in_pieces() {
+    let server = TestServer::start();
+    let mut c = server.admin().await;
+    c.batch_execute("CREATE TABLE nums AS SELECT value AS n FROM generate_series(1, 10)").await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    let stmt = tx.prepare("SELECT n FROM nums WHERE n > $1 ORDER BY n").await.unwrap();
+    let portal = tx.bind(&stmt, &[&2i64]).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 3).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        assert!(rows.len() <= 3, "a portal returns at most the rows asked for");
+        seen.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+    }
+    assert_eq!(seen, (3..=10).collect::<Vec<i64>>());
+    tx.commit().await.unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = TestServer::start();
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "kura serve exits with success after SIGTERM: {exit:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "kura serve did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The port is free again.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
