@@ -312,6 +312,7 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     };
     let _ = stmt.visit(&mut ArraySubquery);
     let _ = stmt.visit(&mut LikeEscape);
+    let _ = stmt.visit(&mut ViewDefinition);
     if let Statement::Query(q) = &mut stmt {
         name_outputs_like_postgres(q);
     }
@@ -360,6 +361,39 @@ fn postgres_name(e: &Expr) -> String {
         },
         Expr::Case { .. } => "case".into(),
         _ => "?column?".into(),
+    }
+}
+
+/// `pg_get_viewdef(oid [, pretty])` becomes a lookup of the view's stored SQL
+/// (`information_schema.views`) by the relation's name and schema in `pg_class`.
+struct ViewDefinition;
+
+impl VisitorMut for ViewDefinition {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+        if name != "pg_get_viewdef" {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))) = list.args.first() else {
+            return ControlFlow::Continue(());
+        };
+        let sql = format!(
+            "SELECT max(iv.definition) FROM information_schema.views iv \
+             JOIN pg_catalog.pg_class kura_c ON kura_c.relname = iv.table_name \
+             JOIN pg_catalog.pg_namespace kura_n ON kura_n.oid = kura_c.relnamespace AND kura_n.nspname = iv.table_schema \
+             WHERE kura_c.oid = {oid}"
+        );
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        if let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql) {
+            if let Some(Statement::Query(q)) = parsed.pop() {
+                *expr = Expr::Subquery(q);
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 
