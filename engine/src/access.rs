@@ -455,9 +455,9 @@ fn resolve_grants(
 }
 
 /// The relation a table scan reads, if it is a warehouse relation (not a system view).
-fn scanned_relation(table: &TableReference) -> Option<(String, String)> {
+fn scanned_relation(table: &TableReference, default_schema: &str) -> Option<(String, String)> {
     let (schema, name) = match table {
-        TableReference::Bare { table } => (crate::names::current_schema(), table.to_string()),
+        TableReference::Bare { table } => (default_schema.to_string(), table.to_string()),
         TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
         TableReference::Full { catalog, schema, table } => {
             if catalog.as_ref() != crate::names::CATALOG_NAME {
@@ -531,11 +531,13 @@ impl Session {
         if !self.enforced {
             return Ok(());
         }
+        // Bare names were resolved by the planner against the session's default schema.
+        let default_schema = self.ctx.state_ref().read().config_options().catalog.default_schema.clone();
         let mut needed: BTreeSet<(Privilege, String, String)> = BTreeSet::new();
         plan.apply_with_subqueries(|node| {
             match node {
                 LogicalPlan::TableScan(TableScan { table_name, .. }) => {
-                    if let Some((s, n)) = scanned_relation(table_name) {
+                    if let Some((s, n)) = scanned_relation(table_name, &default_schema) {
                         needed.insert((Privilege::Select, s, n));
                     }
                 }
@@ -546,7 +548,7 @@ impl Session {
                         datafusion::logical_expr::WriteOp::Update => Privilege::Update,
                         _ => Privilege::Insert,
                     };
-                    if let Some((s, n)) = scanned_relation(table_name) {
+                    if let Some((s, n)) = scanned_relation(table_name, &default_schema) {
                         needed.insert((privilege, s, n));
                     }
                 }

@@ -395,8 +395,15 @@ impl Session {
                     datafusion::logical_expr::Statement::ResetVariable(reset) => Some(&reset.variable),
                     _ => None,
                 };
-                if variable.is_some_and(|v| v.to_ascii_lowercase().starts_with("datafusion.runtime.")) {
+                let variable = variable.map(|v| v.to_ascii_lowercase()).unwrap_or_default();
+                if variable.starts_with("datafusion.runtime.") {
                     self.require_superuser("change runtime settings (memory and disk limits)")?;
+                }
+                // SECURITY: name resolution must stay in step with Kura's own (search_path).
+                if variable.starts_with("datafusion.catalog.") {
+                    return Err(Error::Unsupported(format!(
+                        "SET {variable}; use SET search_path to choose the schema for unqualified names"
+                    )));
                 }
                 let df = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
                 df.collect().await.map_err(Error::from_datafusion)?;

@@ -521,6 +521,9 @@ async fn a_query_over_its_memory_limit_fails_alone() {
     let ana = server.connect("ana", "ana-pw").await.unwrap();
     let err = ana.batch_execute("SET datafusion.runtime.memory_limit = '64G'").await.unwrap_err();
     assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
+    // Nor move name resolution behind the privilege checks' back.
+    let err = ana.batch_execute("SET datafusion.catalog.default_schema = 'claims'").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{err:?}");
 }
 
 #[tokio::test]
@@ -548,6 +551,21 @@ async fn search_path_decides_where_unqualified_names_live() {
     // Other sessions keep their own path.
     let other = server.admin().await;
     assert!(other.query("SELECT * FROM medical", &[]).await.is_err());
+    // Privileges follow the schema a bare name resolves to: SELECT on public.x does not read
+    // claims.x, which this user may only insert into.
+    admin
+        .batch_execute(
+            "CREATE TABLE public.x (a INT); CREATE TABLE claims.x (a INT); INSERT INTO claims.x VALUES (42);
+             CREATE USER ana PASSWORD 'ana-pw'; GRANT SELECT ON public.x TO ana; GRANT INSERT ON claims.x TO ana",
+        )
+        .await
+        .unwrap();
+    let ana = server.connect("ana", "ana-pw").await.unwrap();
+    assert_eq!(ana.query("SELECT * FROM x", &[]).await.unwrap().len(), 0);
+    ana.batch_execute("SET search_path TO claims").await.unwrap();
+    let err = ana.query("SELECT * FROM x", &[]).await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
+    ana.batch_execute("INSERT INTO x VALUES (1)").await.unwrap();
 }
 
 #[tokio::test]
