@@ -387,6 +387,11 @@ impl Session {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
                 Err(Error::Unsupported(format!("statement of kind {}", plan.display())))
             }
+            LogicalPlan::Statement(datafusion::logical_expr::Statement::Prepare(_)) if self.enforced => {
+                // SECURITY: a plan prepared in SQL would keep the privileges and table versions
+                // of the moment it was prepared; clients prepare through the protocol instead.
+                Err(Error::Unsupported("PREPARE in SQL; prepare statements through the driver (extended protocol)".into()))
+            }
             LogicalPlan::Statement(statement) => {
                 // SECURITY: runtime settings replace the session's memory pool and disk manager,
                 // i.e. the limits the operator set; only superusers may change them.

@@ -240,10 +240,16 @@ async fn grants_decide_what_a_user_sees_and_does() {
         "GRANT SELECT ON claims.secret TO ana",
         "ALTER USER ana SUPERUSER",
         "COPY claims.medical TO '/tmp/kura-leak.csv'",
+        "EXPLAIN SELECT * FROM claims.secret",
+        "SELECT * FROM claims.\"secret@v1\"",
+        "COPY claims.secret TO STDOUT",
     ] {
         let err = ana.batch_execute(sql).await.expect_err(sql);
         assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {err:?}");
     }
+    // SQL-level PREPARE would freeze privileges at preparation time; it is refused.
+    let err = ana.batch_execute("PREPARE p AS SELECT * FROM claims.medical").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{err:?}");
     // Ungranted relations are invisible in every catalog clients read.
     let tables: Vec<String> = ana
         .query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'claims' ORDER BY 1", &[])
