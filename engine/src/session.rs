@@ -92,7 +92,9 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // TIMESTAMP WITH TIME ZONE values are in UTC, the TimeZone the server reports.
+            .set_str("datafusion.execution.time_zone", "+00:00");
         // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
         // planner; without it DML planned with this session would fail.
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();

@@ -613,3 +613,46 @@ fn sigterm_stops_the_server_cleanly() {
     // The port is free again.
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
+
+#[tokio::test]
+async fn result_columns_carry_postgres_types() {
+    use tokio_postgres::types::Type;
+    let server = TestServer::start();
+    let c = server.admin().await;
+    let sql = "SELECT CAST(1 AS SMALLINT) AS s, CAST(1 AS INT) AS i, CAST(1 AS BIGINT) AS b, \
+               CAST(1.5 AS DECIMAL(10,2)) AS n, CAST(1.5 AS DOUBLE) AS d, 'x' AS t, true AS ok, \
+               DATE '2024-04-01' AS day, TIMESTAMP '2024-04-01 09:30:00' AS at, \
+               CAST(TIMESTAMP '2024-04-01 09:30:00' AS TIMESTAMP WITH TIME ZONE) AS atz, \
+               INTERVAL '1 day' AS span, CAST('ab' AS BYTEA) AS raw, make_array(1, 2, 3) AS arr";
+    let stmt = c.prepare(sql).await.unwrap();
+    let types: Vec<Type> = stmt.columns().iter().map(|col| col.type_().clone()).collect();
+    assert_eq!(
+        types,
+        [
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::NUMERIC,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::BOOL,
+            Type::DATE,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+            Type::INTERVAL,
+            Type::BYTEA,
+            Type::INT8_ARRAY
+        ]
+    );
+    let row = c.query_one(&stmt, &[]).await.unwrap();
+    assert_eq!(row.get::<_, Vec<i64>>(12), vec![1, 2, 3]);
+    let atz: chrono::DateTime<chrono::Utc> = row.get(9);
+    assert_eq!(atz.to_rfc3339(), "2024-04-01T09:30:00+00:00");
+    // Text forms through the simple protocol.
+    let msgs = c.simple_query("SELECT CAST(1.5 AS DECIMAL(10,2)), make_array(1, 2, 3)").await.unwrap();
+    let row = msgs.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some((r.get(0).unwrap().to_string(), r.get(1).unwrap().to_string())),
+        _ => None,
+    });
+    assert_eq!(row, Some(("1.50".to_string(), "{1,2,3}".to_string())));
+}
