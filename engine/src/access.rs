@@ -532,7 +532,7 @@ impl Session {
             return Ok(());
         }
         // Bare names were resolved by the planner against the session's default schema.
-        let default_schema = self.ctx.state_ref().read().config_options().catalog.default_schema.clone();
+        let default_schema = self.current_schema();
         let mut needed: BTreeSet<(Privilege, String, String)> = BTreeSet::new();
         plan.apply_with_subqueries(|node| {
             match node {

@@ -13,6 +13,37 @@ use datafusion::sql::sqlparser::ast::{
 use crate::parser::{ParsedStatement, StatementKind};
 use crate::{Error, Result};
 
+/// The number of a `$n` placeholder (`$1` is 1).
+fn placeholder_index(placeholder: &str) -> Option<usize> {
+    placeholder.strip_prefix('$')?.parse().ok().filter(|n| *n >= 1)
+}
+
+/// `CAST(expr AS data_type)`.
+fn cast_expr(expr: Expr, data_type: SqlType) -> Expr {
+    Expr::Cast { kind: CastKind::Cast, expr: Box::new(expr), data_type, array: false, format: None }
+}
+
+/// A call of the function `name` with positional arguments, as the SQL parser would build it.
+pub(crate) fn function_call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
 /// Parameter types the statement states itself: `$n::type`, `CAST($n AS type)`, `LIMIT $n`,
 /// `OFFSET $n`.
 pub(crate) fn written_parameter_types(stmt: &datafusion::sql::sqlparser::ast::Statement) -> std::collections::HashMap<usize, DataType> {
@@ -21,7 +52,7 @@ pub(crate) fn written_parameter_types(stmt: &datafusion::sql::sqlparser::ast::St
     fn index(e: &Expr) -> Option<usize> {
         match e {
             Expr::Value(v) => match &v.value {
-                Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+                Value::Placeholder(p) => placeholder_index(p),
                 _ => None,
             },
             Expr::Nested(inner) => index(inner),
@@ -63,18 +94,9 @@ pub(crate) fn declare_parameter_types(stmt: &mut datafusion::sql::sqlparser::ast
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             let Expr::Value(v) = expr else { return ControlFlow::Continue(()) };
             let Value::Placeholder(p) = &v.value else { return ControlFlow::Continue(()) };
-            let declared = p
-                .strip_prefix('$')
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|i| self.0.get(i.checked_sub(1)?).cloned().flatten());
+            let declared = placeholder_index(p).and_then(|i| self.0.get(i - 1).cloned().flatten());
             if let Some(t) = declared.as_ref().and_then(sql_type) {
-                *expr = Expr::Cast {
-                    kind: CastKind::Cast,
-                    expr: Box::new(expr.clone()),
-                    data_type: t,
-                    array: false,
-                    format: None,
-                };
+                *expr = cast_expr(expr.clone(), t);
             }
             ControlFlow::Continue(())
         }
@@ -141,8 +163,7 @@ impl VisitorMut for Binder<'_> {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let Expr::Value(v) = expr else { return ControlFlow::Continue(()) };
         let Value::Placeholder(p) = &v.value else { return ControlFlow::Continue(()) };
-        let index = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|n| *n >= 1);
-        let Some(value) = index.and_then(|i| self.values.get(i - 1)) else {
+        let Some(value) = placeholder_index(p).and_then(|i| self.values.get(i - 1)) else {
             self.error = Some(Error::Invalid(format!("there is no parameter {p}")));
             return ControlFlow::Break(());
         };
@@ -157,22 +178,12 @@ impl VisitorMut for Binder<'_> {
     }
 }
 
-fn cast(text: String, data_type: SqlType) -> Expr {
-    Expr::Cast {
-        kind: CastKind::Cast,
-        expr: Box::new(Expr::value(Value::SingleQuotedString(text))),
-        data_type,
-        array: false,
-        format: None,
-    }
-}
-
 /// A literal expression with the value's type.
 fn literal(value: &ScalarValue) -> Result<Expr> {
     if value.is_null() {
         let text = Expr::value(Value::Null);
         return Ok(match sql_type(&value.data_type()) {
-            Some(t) => Expr::Cast { kind: CastKind::Cast, expr: Box::new(text), data_type: t, array: false, format: None },
+            Some(t) => cast_expr(text, t),
             None => text,
         });
     }
@@ -184,35 +195,10 @@ fn literal(value: &ScalarValue) -> Result<Expr> {
         }
         ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b)) => {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            Expr::Function(datafusion::sql::sqlparser::ast::Function {
-                name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![
-                    datafusion::sql::sqlparser::ast::Ident::new("decode"),
-                ]),
-                uses_odbc_syntax: false,
-                parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
-                args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
-                    datafusion::sql::sqlparser::ast::FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![
-                            datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::value(
-                                    Value::SingleQuotedString(hex),
-                                )),
-                            ),
-                            datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::value(
-                                    Value::SingleQuotedString("hex".into()),
-                                )),
-                            ),
-                        ],
-                        clauses: vec![],
-                    },
-                ),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            })
+            function_call(
+                "decode",
+                vec![Expr::value(Value::SingleQuotedString(hex)), Expr::value(Value::SingleQuotedString("hex".into()))],
+            )
         }
         _ => match sql_type(&data_type) {
             Some(t) => {
@@ -221,7 +207,7 @@ fn literal(value: &ScalarValue) -> Result<Expr> {
                     Ok(ScalarValue::Utf8(Some(s))) => s,
                     _ => value.to_string(),
                 };
-                cast(text, t)
+                cast_expr(Expr::value(Value::SingleQuotedString(text)), t)
             }
             None => {
                 return Err(Error::Unsupported(format!("parameters of type {data_type}")));

@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, SelectItem,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, SelectItem,
     SetExpr, Statement, VisitMut, VisitorMut,
 };
 use std::ops::ControlFlow;
@@ -26,6 +26,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use kura_catalog::Catalog;
 
 use crate::names::CATALOG_NAME;
+use crate::params::function_call;
 use crate::session::Session;
 
 /// `json_build_object(key, value, ...)` as JSON text.
@@ -83,15 +84,15 @@ fn json_build_object(args: &[ColumnarValue]) -> datafusion::error::Result<Column
 /// The PostgreSQL version Kura answers as (the protocol and catalogs it emulates).
 pub const PG_VERSION: &str = "16.6";
 
+/// A function that answers `value` whatever its arguments (as typed by `signature`).
+fn constant_udf(name: &str, signature: Signature, value: ScalarValue) -> ScalarUDF {
+    let return_type = value.data_type();
+    let answer = move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()));
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(name, signature, return_type, Arc::new(answer)))
+}
+
 fn constant_text_udf(name: &str, value: &str) -> ScalarUDF {
-    let value = value.to_string();
-    create_udf(
-        name,
-        vec![],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))),
-    )
+    constant_udf(name, Signature::exact(vec![], Volatility::Stable), ScalarValue::Utf8(Some(value.to_string())))
 }
 
 /// `current_user`, `session_user`, `current_role` and `user`: the session's user (Kura has no
@@ -223,24 +224,25 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
     // pg_catalog's own `session_user` and `current_schema` answer fixed names; the real ones win.
     register_session_functions(&session.ctx, &session.user);
     session.ctx.register_udf(current_schema_udf(&session.current_schema()));
-    // SQLAlchemy's column reflection asks for sequences behind serial columns; Kura has none.
-    // View definitions are not exposed through pg_get_viewdef (yet).
-    use datafusion::logical_expr::{Signature, SimpleScalarUDF, TypeSignature};
-    for (name, signatures) in [
-        ("pg_get_serial_sequence", vec![vec![DataType::Utf8, DataType::Utf8]]),
-        ("pg_get_viewdef", vec![vec![DataType::Int64], vec![DataType::Int64, DataType::Boolean]]),
-    ] {
-        let signature = Signature::one_of(
-            signatures.into_iter().map(TypeSignature::Exact).collect(),
-            Volatility::Stable,
-        );
-        let udf = SimpleScalarUDF::new_with_signature(
-            name,
-            signature,
-            DataType::Utf8,
-            Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        );
-        session.ctx.register_udf(ScalarUDF::from(udf));
+    let exact = |args: Vec<DataType>| TypeSignature::Exact(args);
+    let no_text = ScalarValue::Utf8(None);
+    let constants = [
+        // SQLAlchemy's column reflection asks for sequences behind serial columns; Kura has none.
+        ("pg_get_serial_sequence", vec![exact(vec![DataType::Utf8, DataType::Utf8])], no_text.clone()),
+        // Only reached if the ViewDefinition rewrite could not replace the call.
+        ("pg_get_viewdef", vec![exact(vec![DataType::Int64]), exact(vec![DataType::Int64, DataType::Boolean])], no_text),
+        ("pg_collation_is_visible", vec![exact(vec![DataType::Int64])], ScalarValue::Boolean(Some(true))),
+        // psycopg looks up extension types (hstore) by name; Kura has none.
+        ("to_regtype", vec![exact(vec![DataType::Utf8])], ScalarValue::Int64(None)),
+        // psql's \df describes functions with these; Kura's functions have no SQL signatures.
+        ("pg_get_function_result", vec![exact(vec![DataType::Int64])], ScalarValue::Utf8(Some(String::new()))),
+        ("pg_get_function_arguments", vec![exact(vec![DataType::Int64])], ScalarValue::Utf8(Some(String::new()))),
+        ("pg_get_function_identity_arguments", vec![exact(vec![DataType::Int64])], ScalarValue::Utf8(Some(String::new()))),
+        // psql's \df asks this of every function; all functions are on the search path.
+        ("pg_function_is_visible", vec![exact(vec![DataType::Int64])], ScalarValue::Boolean(Some(true))),
+    ];
+    for (name, signatures, value) in constants {
+        session.ctx.register_udf(constant_udf(name, Signature::one_of(signatures, Volatility::Stable), value));
     }
     // SQLAlchemy's column reflection builds JSON objects of identity and collation details.
     session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
@@ -249,39 +251,6 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
         DataType::Utf8,
         Arc::new(json_build_object),
     )));
-    session.ctx.register_udf(create_udf(
-        "pg_collation_is_visible",
-        vec![DataType::Int64],
-        DataType::Boolean,
-        Volatility::Stable,
-        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-    ));
-    // psycopg looks up extension types (hstore) by name; Kura has none.
-    session.ctx.register_udf(create_udf(
-        "to_regtype",
-        vec![DataType::Utf8],
-        DataType::Int64,
-        Volatility::Stable,
-        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
-    ));
-    // psql's \df describes functions with these; Kura's functions have no SQL signatures.
-    for name in ["pg_get_function_result", "pg_get_function_arguments", "pg_get_function_identity_arguments"] {
-        session.ctx.register_udf(create_udf(
-            name,
-            vec![DataType::Int64],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(String::new()))))),
-        ));
-    }
-    // psql's \df asks this of every function; all functions are on the search path.
-    session.ctx.register_udf(create_udf(
-        "pg_function_is_visible",
-        vec![DataType::Int64],
-        DataType::Boolean,
-        Volatility::Stable,
-        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-    ));
     Ok(())
 }
 
@@ -295,13 +264,13 @@ fn compatibility_parser() -> &'static PostgresCompatibilityParser {
 /// Statements that touch the system catalogs are re-read through datafusion-pg-catalog's
 /// rewriting parser; everything else is left exactly as written.
 pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statement {
+    if !matches!(stmt, Statement::Query(_)) {
+        return stmt;
+    }
     let lower = text.to_ascii_lowercase();
     let catalog_query = ["pg_", "::reg", "information_schema", "operator(", "collate", "current_schema", "version()"]
         .iter()
         .any(|needle| lower.contains(needle));
-    if !matches!(stmt, Statement::Query(_)) {
-        return stmt;
-    }
     let mut stmt = if catalog_query {
         match compatibility_parser().parse(text) {
             Ok(mut statements) if statements.len() == 1 => statements.remove(0),
@@ -417,26 +386,10 @@ impl VisitorMut for LikeEscape {
         if escape == "\\" || escape.chars().count() != 1 {
             return ControlFlow::Continue(());
         }
-        let call = |name: &str, args: Vec<Expr>| {
-            Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new(name)]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-                    clauses: vec![],
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            })
-        };
         let text = |s: &str| Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s.into()));
         // Backslashes become literal, then the escape character becomes the backslash.
-        let literal_backslashes = call("replace", vec![(**pattern).clone(), text("\\"), text("\\\\")]);
-        **pattern = call("replace", vec![literal_backslashes, text(&escape), text("\\")]);
+        let literal_backslashes = function_call("replace", vec![(**pattern).clone(), text("\\"), text("\\\\")]);
+        **pattern = function_call("replace", vec![literal_backslashes, text(&escape), text("\\")]);
         *escape_char = None;
         ControlFlow::Continue(())
     }
@@ -460,21 +413,7 @@ impl VisitorMut for ArraySubquery {
             if let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] =
                 select.projection.as_mut_slice()
             {
-                let inner = item.clone();
-                *item = Expr::Function(Function {
-                    name: ObjectName::from(vec![Ident::new("array_agg")]),
-                    uses_odbc_syntax: false,
-                    parameters: FunctionArguments::None,
-                    args: FunctionArguments::List(FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
-                        clauses: vec![],
-                    }),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
+                *item = function_call("array_agg", vec![item.clone()]);
                 *expr = Expr::Subquery(query);
             }
         }

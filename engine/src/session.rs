@@ -95,8 +95,6 @@ impl Engine {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // TIMESTAMP WITH TIME ZONE values are in UTC, the TimeZone the server reports.
             .set_str("datafusion.execution.time_zone", "+00:00");
-        // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
-        // planner; without it DML planned with this session would fail.
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if let Some(limit) = self.options.query_memory_limit {
             // One pool per session: a session runs one statement at a time, so this is the
@@ -107,6 +105,8 @@ impl Engine {
             )));
         }
         let runtime = runtime.build_arc().expect("runtime environment builds from defaults");
+        // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
+        // planner; without it DML planned with this session would fail.
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -126,7 +126,6 @@ impl Engine {
             progress: None,
             pinned: parking_lot::Mutex::new(self.catalog.cached()),
             extra_schemas,
-            current_schema: parking_lot::Mutex::new(DEFAULT_SCHEMA.to_string()),
         };
         session.register_catalog(session.snapshot());
         session
@@ -196,8 +195,6 @@ pub struct Session {
     pinned: parking_lot::Mutex<Arc<Snapshot>>,
     /// Schemas mounted beside the warehouse's own (pg_catalog).
     pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
-    /// Where unqualified names resolve.
-    current_schema: parking_lot::Mutex<String>,
 }
 
 /// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
@@ -242,7 +239,6 @@ impl Session {
             progress: None,
             pinned: parking_lot::Mutex::new(self.snapshot()),
             extra_schemas: self.extra_schemas.clone(),
-            current_schema: parking_lot::Mutex::new(self.current_schema()),
         }
     }
 
@@ -296,13 +292,13 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn execute(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
-        let schema = self.current_schema.lock().clone();
-        crate::names::CURRENT_SCHEMA.scope(schema, self.execute_in_schema(stmt)).await
+        crate::names::CURRENT_SCHEMA.scope(self.current_schema(), self.execute_in_schema(stmt)).await
     }
 
-    /// The schema unqualified names resolve to (`SET search_path`).
+    /// The schema unqualified names resolve to (`SET search_path`): the planner's default schema,
+    /// so Kura's own name resolution and DataFusion's always agree.
     pub fn current_schema(&self) -> String {
-        self.current_schema.lock().clone()
+        self.ctx.state_ref().read().config_options().catalog.default_schema.clone()
     }
 
     /// Makes unqualified names resolve to the first schema of `path` (`SET search_path TO a, b`;
@@ -317,7 +313,6 @@ impl Session {
         crate::names::validate_new_name("schema", &first)?;
         self.ctx.state_ref().write().config_mut().options_mut().catalog.default_schema = first.clone();
         self.ctx.register_udf(crate::pg::current_schema_udf(&first));
-        *self.current_schema.lock() = first;
         Ok(())
     }
 
@@ -367,7 +362,6 @@ impl Session {
             Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Err(
                 Error::Unsupported("transactions: each statement commits on its own (autocommit)".into()),
             ),
-
             other => self.run_generic(other).await,
         }
     }

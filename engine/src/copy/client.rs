@@ -24,7 +24,6 @@ use crate::{Error, Result};
 /// A running `COPY ... FROM STDIN`: feed it the client's data, then finish it.
 pub struct CopyIn {
     columns: usize,
-    text_format: bool,
     sender: Option<tokio::sync::mpsc::Sender<Bytes>>,
     complete: Arc<AtomicBool>,
     load: Option<tokio::task::JoinHandle<Result<u64>>>,
@@ -40,11 +39,6 @@ impl CopyIn {
     /// How many columns each row has.
     pub fn columns(&self) -> usize {
         self.columns
-    }
-
-    /// Whether the data is in text format (else CSV).
-    pub fn is_text(&self) -> bool {
-        self.text_format
     }
 
     /// Passes on a chunk of the client's data. After a bad row has stopped the load, further data
@@ -118,7 +112,6 @@ pub(crate) async fn copy_in(session: &Session, source: CopySource, options: Copy
     let complete = Arc::new(AtomicBool::new(false));
     let reader = ChannelReader { receiver, current: Bytes::new(), complete: complete.clone() };
     let session = session.fork();
-    let text_format = options.format == CopyFormat::Text;
     // The load runs in its own task, outside this statement's search path: name the table fully.
     let name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![
         datafusion::sql::sqlparser::ast::Ident::with_quote('"', qn.schema.clone()),
@@ -127,15 +120,13 @@ pub(crate) async fn copy_in(session: &Session, source: CopySource, options: Copy
     let load = tokio::spawn(async move {
         super::csv_in::load_csv(&session, &name, &columns, "STDIN", Box::new(reader), None, &options).await
     });
-    Ok(CopyIn { columns: width, text_format, sender: Some(sender), complete, load: Some(load) })
+    Ok(CopyIn { columns: width, sender: Some(sender), complete, load: Some(load) })
 }
 
 /// What `COPY ... TO STDOUT` sends: one chunk per row (the header first, if asked for).
 pub struct CopyOut {
     /// Columns per row.
     pub columns: usize,
-    /// Whether the data is in text format (else CSV).
-    pub text_format: bool,
     /// The rows, encoded.
     pub rows: BoxStream<'static, Result<Bytes>>,
 }
@@ -156,7 +147,6 @@ pub(crate) async fn copy_out(session: &Session, source: CopySource, options: Cop
     let header = header_line(&schema, &options)
         .map(|h| encode(&h, options.encoding).map(|b| Bytes::from(b.into_owned())).map_err(encoding_error));
     let encoding = options.encoding;
-    let text_format = options.format == CopyFormat::Text;
     let rows = stream.flat_map(move |batch| {
         let chunks: Vec<Result<Bytes>> = match batch {
             Err(e) => vec![Err(Error::from_datafusion(e))],
@@ -174,7 +164,7 @@ pub(crate) async fn copy_out(session: &Session, source: CopySource, options: Cop
         futures::stream::iter(chunks)
     });
     let rows = futures::stream::iter(header).chain(rows).boxed();
-    Ok(CopyOut { columns: schema.fields().len(), text_format, rows })
+    Ok(CopyOut { columns: schema.fields().len(), rows })
 }
 
 fn encoding_error(e: std::io::Error) -> Error {
