@@ -2,7 +2,10 @@
 //! in plain DataFusion reading the same data as Parquet, alternating systems in one run, and
 //! report medians and ratios.
 //!
-//! `cargo run --release -p kura-bench -- [--persons 1000000] [--dir bench/work] [--runs 5]`
+//! `cargo run --release -p kura-bench -- [--persons 1000000] [--dir bench/work] [--runs 5] [--reuse]`
+//!
+//! `--reuse` queries the warehouse a previous run loaded instead of loading it again (the report
+//! then has no load figures).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,10 +52,11 @@ struct Args {
     persons: u64,
     dir: PathBuf,
     runs: usize,
+    reuse: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { persons: 1_000_000, dir: PathBuf::from("bench/work"), runs: 5 };
+    let mut args = Args { persons: 1_000_000, dir: PathBuf::from("bench/work"), runs: 5, reuse: false };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Args> {
             "--persons" => args.persons = value()?.parse()?,
             "--dir" => args.dir = PathBuf::from(value()?),
             "--runs" => args.runs = value()?.parse()?,
+            "--reuse" => args.reuse = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -113,32 +118,38 @@ async fn main() -> Result<()> {
 
     // 1. Load throughput.
     let warehouse = args.dir.join(format!("warehouse-{}", args.persons));
-    if warehouse.exists() {
+    let reuse = args.reuse && warehouse.join("_kura").exists();
+    if warehouse.exists() && !reuse {
         std::fs::remove_dir_all(&warehouse)?;
     }
     let engine = Engine::open(&warehouse.to_string_lossy()).await?;
     let mut session = engine.session("kura");
     session.set_base_dir(&source);
-    let script = std::fs::read_to_string(source.join("load.sql"))?;
-    let csv_bytes = dir_bytes(&source, "csv");
-    let started = Instant::now();
-    let mut rows = 0u64;
-    for stmt in kura_engine::parse_sql(&script)? {
-        if let StatementOutput::Command { rows: Some(n), .. } = session.execute(stmt).await? {
-            rows += n;
+    let load = if reuse {
+        eprintln!("reusing the loaded warehouse {}", warehouse.display());
+        serde_json::Value::Null
+    } else {
+        let script = std::fs::read_to_string(source.join("load.sql"))?;
+        let csv_bytes = dir_bytes(&source, "csv");
+        let started = Instant::now();
+        let mut rows = 0u64;
+        for stmt in kura_engine::parse_sql(&script)? {
+            if let StatementOutput::Command { rows: Some(n), .. } = session.execute(stmt).await? {
+                rows += n;
+            }
         }
-    }
-    let load_secs = started.elapsed().as_secs_f64();
-    let load = serde_json::json!({
-        "csv_bytes": csv_bytes, "rows": rows, "seconds": load_secs,
-        "mb_per_s": csv_bytes as f64 / 1e6 / load_secs, "rows_per_s": rows as f64 / load_secs,
-    });
-    eprintln!(
-        "load: {:.0} MB of CSV, {rows} rows in {load_secs:.1}s = {:.1} MB/s, {:.0} rows/s",
-        csv_bytes as f64 / 1e6,
-        csv_bytes as f64 / 1e6 / load_secs,
-        rows as f64 / load_secs
-    );
+        let load_secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "load: {:.0} MB of CSV, {rows} rows in {load_secs:.1}s = {:.1} MB/s, {:.0} rows/s",
+            csv_bytes as f64 / 1e6,
+            csv_bytes as f64 / 1e6 / load_secs,
+            rows as f64 / load_secs
+        );
+        serde_json::json!({
+            "csv_bytes": csv_bytes, "rows": rows, "seconds": load_secs,
+            "mb_per_s": csv_bytes as f64 / 1e6 / load_secs, "rows_per_s": rows as f64 / load_secs,
+        })
+    };
 
     // 2. Plain DataFusion reads the very Parquet files of Kura's Delta tables (as a Hive-style
     //    listing), so the ratio is what Kura's Delta log, catalog and session layers cost.
@@ -203,7 +214,8 @@ async fn main() -> Result<()> {
         "date": chrono::Utc::now().to_rfc3339(), "persons": args.persons, "runs": args.runs,
         "load": load, "queries": results, "geomean_ratio": geomean,
     });
-    let out = PathBuf::from("bench/results").join(format!("core-{}.json", args.persons));
+    let name = if reuse { format!("core-{}-queries.json", args.persons) } else { format!("core-{}.json", args.persons) };
+    let out = PathBuf::from("bench/results").join(name);
     std::fs::create_dir_all(out.parent().unwrap())?;
     std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {}", out.display());

@@ -33,6 +33,7 @@ mod params;
 mod parser;
 mod pg;
 mod provider;
+mod scan;
 pub mod scram;
 mod session;
 mod types;

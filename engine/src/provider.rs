@@ -148,18 +148,10 @@ impl KuraSchemaProvider {
             return Ok(None);
         };
         let table = self.warehouse.open_table(&entry.location, &version).await?;
-        let mut builder = table.table_provider();
-        // Scan the file list the table state already holds instead of replaying the log again.
-        if let Ok(state) = table.snapshot() {
-            builder = builder.with_eager_snapshot(Arc::new(state.snapshot().clone()));
+        if let Some(index) = crate::scan::DeltaFileIndex::of(&entry.location, &table) {
+            return Ok(Some(Arc::new(crate::scan::DeltaParquetTable::new(index, table, self.session.clone()))));
         }
-        // Parquet read options (filter pushdown and the like) follow the session's settings.
-        if let Some(session) = self.session.upgrade() {
-            let state = session.read().clone();
-            builder = builder.with_session(Arc::new(state));
-        }
-        let provider: Arc<dyn TableProvider> = builder.await?;
-        Ok(Some(provider))
+        Ok(Some(delta_rs_provider(&table, &self.session).await?))
     }
 
     async fn open_view(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -302,6 +294,25 @@ impl TableProvider for OpaqueView {
     ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         self.0.scan(state, projection, &[], limit).await
     }
+}
+
+/// delta-rs's provider for a loaded table: for writes, and for reading tables that use Delta
+/// features Kura's own scan leaves to delta-rs.
+pub(crate) async fn delta_rs_provider(
+    table: &deltalake::DeltaTable,
+    session: &Weak<RwLock<SessionState>>,
+) -> DFResult<Arc<dyn TableProvider>> {
+    let mut builder = table.table_provider();
+    // Scan the file list the table state already holds instead of replaying the log again.
+    if let Ok(state) = table.snapshot() {
+        builder = builder.with_eager_snapshot(Arc::new(state.snapshot().clone()));
+    }
+    // Parquet read options (filter pushdown and the like) follow the session's settings.
+    if let Some(session) = session.upgrade() {
+        let state = session.read().clone();
+        builder = builder.with_session(Arc::new(state));
+    }
+    Ok(builder.await?)
 }
 
 fn parse_version_suffix(spec: &str) -> Result<TableVersionSpec> {

@@ -105,6 +105,8 @@ impl Engine {
             )));
         }
         let runtime = runtime.build_arc().expect("runtime environment builds from defaults");
+        // Table scans read data files through the warehouse's store (see `scan.rs`).
+        runtime.register_object_store(crate::scan::warehouse_store_url().as_ref(), self.warehouse.store());
         // delta-rs lowers its own logical nodes (DELETE/UPDATE metrics, write validation) with its
         // planner; without it DML planned with this session would fail.
         let state = SessionStateBuilder::new()
