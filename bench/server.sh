@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Server benchmark: Kura against PostgreSQL 15 (Debian) on the same machine and the same data,
 # in one run. Measures round trips per second of `SELECT 1` with 1, 16 and 64 clients
-# (tokio-postgres, simple protocol) and rows per second streaming a 10-million-row result to
-# psycopg 3. Writes bench/results/server.json and prints ratios (Kura / PostgreSQL).
+# (tokio-postgres, simple protocol), the same for a one-row table lookup (which, unlike the
+# constant `SELECT 1`, Kura plans every time), and rows per second streaming a 10-million-row
+# result to psycopg 3. Writes bench/results/server.json and prints ratios (Kura / PostgreSQL).
 #
 # usage: bench/server.sh [ROWS=10000000] [SECONDS=5]
 # needs: postgresql-15 (apt-get install postgresql-15), a release build
@@ -31,6 +32,7 @@ echo "$PASSWORD" > "$WORK/pwfile" && chown postgres "$WORK/pwfile"
 su postgres -c "$PGBIN/initdb -D $WORK/pg -U bench --auth=scram-sha-256 --pwfile=$WORK/pwfile" >/dev/null
 su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200' -l $WORK/pg.log start" >/dev/null
 PG="host=127.0.0.1 port=$PG_PORT user=bench password=$PASSWORD dbname=postgres sslmode=disable"
+psql "$PG" -qX -c "CREATE TABLE one AS SELECT 1::bigint AS id, 'x'::text AS v"
 psql "$PG" -qX -c "CREATE TABLE t AS SELECT n::bigint AS n, n * 0.5::float8 AS x, 'row ' || n AS s FROM generate_series(1, $ROWS) AS n"
 
 echo "== Kura"
@@ -39,10 +41,13 @@ KURA_ADMIN_PASSWORD=$PASSWORD "$TARGET/kura" init --data "$WORK/kura" >/dev/null
 KURA_PID=$!
 for _ in $(seq 1 100); do grep -q "serving on" "$WORK/kura.log" && break; sleep 0.1; done
 KURA="host=127.0.0.1 port=$KURA_PORT user=kura password=$PASSWORD dbname=kura sslmode=disable"
+psql "$KURA" -qX -c "CREATE TABLE one AS SELECT CAST(1 AS BIGINT) AS id, 'x' AS v"
 psql "$KURA" -qX -c "CREATE TABLE t AS SELECT value AS n, CAST(value AS DOUBLE) * 0.5 AS x, concat('row ', CAST(value AS TEXT)) AS s FROM generate_series(1, $ROWS)"
 
-echo "== round trips (SELECT 1), ${SECONDS_PER}s per point"
+echo "== round trips (SELECT 1, then a one-row table lookup), ${SECONDS_PER}s per point"
 "$TARGET/roundtrips" --seconds "$SECONDS_PER" postgres="$PG" kura="$KURA" | tee "$WORK/rt.jsonl"
+"$TARGET/roundtrips" --seconds "$SECONDS_PER" --query "SELECT v FROM one WHERE id = 1" postgres="$PG" kura="$KURA" \
+  | tee -a "$WORK/rt.jsonl"
 echo "== streaming $ROWS rows to psycopg (3 runs each, alternating)"
 : > "$WORK/stream.jsonl"
 for _ in 1 2 3; do
@@ -56,11 +61,12 @@ rt = [json.loads(l) for l in open(sys.argv[1])]
 st = [json.loads(l) for l in open(sys.argv[2])]
 out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "rows": int(sys.argv[3]), "round_trips": [], "streaming": {}}
 print("\n| measure | PostgreSQL 15 | Kura | ratio |\n| --- | ---: | ---: | ---: |")
-for n in sorted({r["clients"] for r in rt}):
-    pg = next(r["round_trips_per_s"] for r in rt if r["clients"] == n and r["server"] == "postgres")
-    ku = next(r["round_trips_per_s"] for r in rt if r["clients"] == n and r["server"] == "kura")
-    out["round_trips"].append({"clients": n, "postgres": pg, "kura": ku, "ratio": ku / pg})
-    print(f"| round trips/s, {n} clients | {pg:,.0f} | {ku:,.0f} | {ku / pg:.2f} |")
+for q in dict.fromkeys(r["query"] for r in rt):
+    for n in sorted({r["clients"] for r in rt if r["query"] == q}):
+        pg = next(r["round_trips_per_s"] for r in rt if r["query"] == q and r["clients"] == n and r["server"] == "postgres")
+        ku = next(r["round_trips_per_s"] for r in rt if r["query"] == q and r["clients"] == n and r["server"] == "kura")
+        out["round_trips"].append({"query": q, "clients": n, "postgres": pg, "kura": ku, "ratio": ku / pg})
+        print(f"| `{q}` round trips/s, {n} clients | {pg:,.0f} | {ku:,.0f} | {ku / pg:.2f} |")
 pg = statistics.median(r["rows_per_s"] for r in st if r["server"] == "postgres")
 ku = statistics.median(r["rows_per_s"] for r in st if r["server"] == "kura")
 out["streaming"] = {"postgres_rows_per_s": pg, "kura_rows_per_s": ku, "ratio": ku / pg}

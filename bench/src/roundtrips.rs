@@ -1,15 +1,16 @@
 //! Round trips per second of a trivial query over the PostgreSQL protocol, with 1, 16 and 64
 //! clients, against each server given; part of `bench/server.sh`.
 //!
-//! `roundtrips --seconds 5 --clients 1,16,64 NAME=CONNINFO...` prints one JSON object per line:
-//! `{"server": NAME, "clients": N, "round_trips_per_s": X}`.
+//! `roundtrips --seconds 5 --clients 1,16,64 [--query SQL] NAME=CONNINFO...` prints one JSON
+//! object per line: `{"server": NAME, "query": SQL, "clients": N, "round_trips_per_s": X}`.
+//! The default query is `SELECT 1`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tokio_postgres::NoTls;
 
-async fn measure(conninfo: &str, clients: usize, seconds: f64) -> Result<f64> {
+async fn measure(conninfo: &str, query: &str, clients: usize, seconds: f64) -> Result<f64> {
     let mut conns = Vec::new();
     for _ in 0..clients {
         let (client, connection) = tokio_postgres::connect(conninfo, NoTls).await.context("connect")?;
@@ -18,16 +19,17 @@ async fn measure(conninfo: &str, clients: usize, seconds: f64) -> Result<f64> {
     }
     // Warm up each connection once.
     for c in &conns {
-        c.simple_query("SELECT 1").await?;
+        c.simple_query(query).await?;
     }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in conns {
+        let query = query.to_string();
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                c.simple_query("SELECT 1").await?;
+                c.simple_query(&query).await?;
                 n += 1;
             }
             Ok::<u64, tokio_postgres::Error>(n)
@@ -45,9 +47,11 @@ async fn main() -> Result<()> {
     let mut seconds = 5.0;
     let mut clients = vec![1, 16, 64];
     let mut servers = Vec::new();
+    let mut query = "SELECT 1".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--query" => query = args.next().context("--query needs a value")?,
             "--seconds" => seconds = args.next().context("--seconds needs a value")?.parse()?,
             "--clients" => {
                 clients = args.next().context("--clients needs a value")?.split(',').map(str::parse).collect::<Result<_, _>>()?
@@ -61,8 +65,8 @@ async fn main() -> Result<()> {
     for n in clients {
         // Alternate servers for each client count so neither always runs on a warmer machine.
         for (name, conninfo) in &servers {
-            let rate = measure(conninfo, n, seconds).await?;
-            println!("{}", serde_json::json!({"server": name, "clients": n, "round_trips_per_s": rate}));
+            let rate = measure(conninfo, &query, n, seconds).await?;
+            println!("{}", serde_json::json!({"server": name, "query": query, "clients": n, "round_trips_per_s": rate}));
         }
     }
     Ok(())

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod constant;
 mod copy;
 mod ddl;
 mod dialect;

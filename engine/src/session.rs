@@ -128,6 +128,7 @@ impl Engine {
             progress: None,
             pinned: parking_lot::Mutex::new(self.catalog.cached()),
             extra_schemas,
+            constants: Default::default(),
         };
         session.register_catalog(session.snapshot());
         session
@@ -197,6 +198,8 @@ pub struct Session {
     pinned: parking_lot::Mutex<Arc<Snapshot>>,
     /// Schemas mounted beside the warehouse's own (pg_catalog).
     pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
+    /// Rows of constant queries (`SELECT 1`), valid until the settings change.
+    constants: crate::constant::ConstantResults,
 }
 
 /// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
@@ -241,6 +244,7 @@ impl Session {
             progress: None,
             pinned: parking_lot::Mutex::new(self.snapshot()),
             extra_schemas: self.extra_schemas.clone(),
+            constants: Default::default(),
         }
     }
 
@@ -248,6 +252,7 @@ impl Session {
     /// `shared` (from [`Engine::pg_catalog_for`]) the user's connections share one, and so its
     /// OIDs.
     pub fn enable_pg_catalog(&self, shared: Option<Arc<dyn datafusion::catalog::SchemaProvider>>) -> Result<()> {
+        self.constants.clear();
         crate::pg::setup_pg_catalog(self, shared)
     }
 
@@ -313,19 +318,31 @@ impl Session {
             .find(|p| !p.is_empty() && p != "$user")
             .unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         crate::names::validate_new_name("schema", &first)?;
+        self.constants.clear();
         self.ctx.state_ref().write().config_mut().options_mut().catalog.default_schema = first.clone();
         self.ctx.register_udf(crate::pg::current_schema_udf(&first));
         Ok(())
     }
 
     async fn execute_in_schema(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
-        self.pin_catalog().await?;
         match stmt.kind {
-            StatementKind::Copy(copy) => crate::copy::execute(self, *copy).await,
-            StatementKind::Access(access) => crate::access::execute(self, *access).await,
+            StatementKind::Copy(copy) => {
+                self.pin_catalog().await?;
+                crate::copy::execute(self, *copy).await
+            }
+            StatementKind::Access(access) => {
+                self.pin_catalog().await?;
+                crate::access::execute(self, *access).await
+            }
             StatementKind::Sql(sql) => {
                 let sql = crate::pg::rewrite_for_compatibility(&stmt.text, *sql);
-                self.execute_sql(sql).await
+                // A constant query answered before (`SELECT 1`) needs neither catalog nor planner.
+                let constant_key = matches!(sql, Statement::Query(_)).then(|| sql.to_string());
+                if let Some(rows) = constant_key.as_deref().and_then(|k| self.constants.get(k)) {
+                    return Ok(StatementOutput::Rows(rows));
+                }
+                self.pin_catalog().await?;
+                self.execute_sql(sql, constant_key).await
             }
         }
     }
@@ -350,7 +367,7 @@ impl Session {
         self.ctx.register_catalog(CATALOG_NAME, Arc::new(provider));
     }
 
-    async fn execute_sql(&self, mut stmt: Statement) -> Result<StatementOutput> {
+    async fn execute_sql(&self, mut stmt: Statement, constant_key: Option<String>) -> Result<StatementOutput> {
         rewrite_time_travel(&mut stmt)?;
         match stmt {
             Statement::CreateSchema { .. }
@@ -364,7 +381,7 @@ impl Session {
             Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Err(
                 Error::Unsupported("transactions: each statement commits on its own (autocommit)".into()),
             ),
-            other => self.run_generic(other).await,
+            other => self.run_generic(other, constant_key).await,
         }
     }
 
@@ -375,7 +392,7 @@ impl Session {
     }
 
     /// Queries, EXPLAIN, SHOW and SET: anything that reads or changes only session settings.
-    async fn run_generic(&self, stmt: Statement) -> Result<StatementOutput> {
+    async fn run_generic(&self, stmt: Statement, constant_key: Option<String>) -> Result<StatementOutput> {
         // One copy of the session state serves planning and execution (copies are not free).
         let state = self.ctx.state();
         let plan =
@@ -408,13 +425,27 @@ impl Session {
                         "SET {variable}; use SET search_path to choose the schema for unqualified names"
                     )));
                 }
+                self.constants.clear();
                 let df = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
                 df.collect().await.map_err(Error::from_datafusion)?;
                 Ok(StatementOutput::command("SET"))
             }
             _ => {
+                let constant = constant_key.filter(|_| crate::constant::is_constant(&plan));
                 let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
-                Ok(StatementOutput::Rows(execute_stream(physical, self.ctx.task_ctx()).map_err(Error::from_datafusion)?))
+                let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+                let stream = execute_stream(physical, task).map_err(Error::from_datafusion)?;
+                match constant {
+                    Some(key) => {
+                        let schema = stream.schema();
+                        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from_datafusion)?;
+                        self.constants.keep(key, schema.clone(), batches.clone());
+                        let rows = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)
+                            .map_err(Error::from_datafusion)?;
+                        Ok(StatementOutput::Rows(Box::pin(rows)))
+                    }
+                    None => Ok(StatementOutput::Rows(stream)),
+                }
             }
         }
     }
@@ -423,7 +454,7 @@ impl Session {
     pub(crate) async fn stream_plan(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
-        execute_stream(physical, self.ctx.task_ctx()).map_err(Error::from_datafusion)
+        execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(&state))).map_err(Error::from_datafusion)
     }
 }
 
