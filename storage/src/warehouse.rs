@@ -195,6 +195,15 @@ impl Warehouse {
         let slot = self.tables.slot(relative);
         let mut cached = slot.lock().await;
         if let Some(table) = cached.as_mut() {
+            // Commits are numbered without gaps and never replaced, so when the commit after the
+            // cached version does not exist the cached state is the latest: one `stat` (or HEAD)
+            // instead of a log listing and a snapshot rebuild on every statement.
+            if let Some(loaded) = table.version() {
+                let next = Path::from(format!("{}/_delta_log/{:020}.json", relative.trim_matches('/'), loaded + 1));
+                if let Err(object_store::Error::NotFound { .. }) = self.store.head(&next).await {
+                    return Ok(table.clone());
+                }
+            }
             match table.update_incremental(None).await {
                 Ok(()) => return Ok(table.clone()),
                 Err(e) => {

@@ -58,3 +58,24 @@ impl SpawnPiped for std::process::Command {
         self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
     }
 }
+
+/// An engine that has read a table sees another engine's later commits on its next statement
+/// (each engine keeps the table's state between statements and must bring it up to date).
+#[tokio::test]
+async fn reads_see_commits_of_another_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("wh").to_string_lossy().to_string();
+    let reader_engine = kura_engine::Engine::open(&location).await.unwrap();
+    let writer_engine = kura_engine::Engine::open(&location).await.unwrap();
+    let reader = reader_engine.session("kura");
+    let writer = writer_engine.session("kura");
+    writer.execute_all("CREATE TABLE seen (a INT); INSERT INTO seen VALUES (1)").await.unwrap();
+    assert_eq!(crate::support::count(&reader, "SELECT count(*) FROM seen").await, 1);
+    for n in 2..5 {
+        writer.execute_all(&format!("INSERT INTO seen VALUES ({n})")).await.unwrap();
+        assert_eq!(crate::support::count(&reader, "SELECT count(*) FROM seen").await, n);
+        assert_eq!(crate::support::count(&reader, "SELECT sum(a) FROM seen").await, (1..=n).sum::<i64>());
+    }
+    writer.execute_all("DELETE FROM seen WHERE a = 1").await.unwrap();
+    assert_eq!(crate::support::count(&reader, "SELECT count(*) FROM seen").await, 3);
+}
