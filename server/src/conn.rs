@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
@@ -373,7 +373,7 @@ impl Conn {
                 let rows = batches
                     .take_until(stopper)
                     .map(move |batch| match batch {
-                        Ok(b) => stream::iter(encode_recordbatch(encode_fields.clone(), b).collect::<Vec<_>>()),
+                        Ok(b) => stream::iter(crate::rows::encode_batch(&encode_fields, &b)),
                         Err(e) => stream::iter(vec![Err(engine_error(EngineError::from_datafusion(e)))]),
                     })
                     .flatten();

@@ -10,6 +10,7 @@
 
 mod auth;
 mod conn;
+mod rows;
 mod tls;
 
 use std::collections::HashMap;
