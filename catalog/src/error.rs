@@ -18,6 +18,8 @@ pub enum ObjectKind {
     Relation,
     /// A role (a user is a role that can log in).
     Role,
+    /// A policy (masking, row access, projection or aggregation).
+    Policy,
 }
 
 impl fmt::Display for ObjectKind {
@@ -28,6 +30,7 @@ impl fmt::Display for ObjectKind {
             Self::View => "view",
             Self::Relation => "relation",
             Self::Role => "role",
+            Self::Policy => "policy",
         })
     }
 }

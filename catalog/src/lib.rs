@@ -1,5 +1,6 @@
 //! Kura's durable, versioned catalog: which schemas, tables and views exist and how they are
-//! defined. Later it also holds roles, grants, policies, key metadata and linkage state.
+//! defined, roles and grants, and policy definitions with their attachments to tables. Later it
+//! also holds key metadata and linkage state.
 //!
 //! The catalog is a log of full snapshots under `<warehouse>/_kura/catalog/_log/`, one JSON file
 //! per version (`00000000000000000042.json`). Invariants:
@@ -30,9 +31,14 @@
 mod error;
 mod log;
 mod model;
+mod policy;
 mod roles;
 
 pub use error::{Error, ObjectKind, Result};
 pub use log::{Catalog, Snapshot};
 pub use model::{CatalogState, SchemaEntry, TableEntry, ViewEntry};
+pub use policy::{
+    AggregationAttachment, MaskAttachment, PolicyAttachment, PolicyEntry, PolicyKind, PolicyParam, RowFilterAttachment,
+    TablePolicies,
+};
 pub use roles::{Grant, GrantObject, Privilege, RoleEntry};

@@ -21,6 +21,9 @@ pub struct CatalogState {
     /// Privileges granted on tables, views and schemas.
     #[serde(default)]
     pub grants: BTreeSet<crate::Grant>,
+    /// Policy definitions by name (attachments live on each table).
+    #[serde(default)]
+    pub policies: BTreeMap<String, crate::PolicyEntry>,
 }
 
 /// A schema (namespace) and the relations in it.
@@ -68,6 +71,9 @@ pub struct TableEntry {
     /// roles existed (only superusers reach those unless granted).
     #[serde(default)]
     pub owner: String,
+    /// Policies attached to it.
+    #[serde(default, skip_serializing_if = "crate::TablePolicies::is_empty")]
+    pub policies: crate::TablePolicies,
 }
 
 impl TableEntry {
@@ -81,6 +87,7 @@ impl TableEntry {
             partition_columns,
             created_at: Utc::now(),
             owner: String::new(),
+            policies: Default::default(),
         }
     }
 }

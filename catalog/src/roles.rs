@@ -202,6 +202,13 @@ impl CatalogState {
                 )));
             }
         }
+        let owned: Vec<&str> = self.policies.values().filter(|p| p.owner == name).map(|p| p.name.as_str()).collect();
+        if !owned.is_empty() {
+            return Err(Error::Invalid(format!(
+                "cannot drop role \"{name}\": it owns policies {}; drop or replace them first",
+                owned.join(", ")
+            )));
+        }
         self.roles.remove(name);
         for role in self.roles.values_mut() {
             role.member_of.remove(name);

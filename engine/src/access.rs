@@ -524,6 +524,13 @@ impl Session {
         }
     }
 
+    /// Checks a plan's privileges and applies the aggregation policies of the tables it reads:
+    /// every statement that reads data passes through here before it is optimised.
+    pub(crate) fn police_plan(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        self.check_plan(&plan)?;
+        crate::policy::aggregate::enforce(plan)
+    }
+
     /// Checks every relation a plan reads (SELECT) or writes (INSERT), subqueries included.
     /// Views count as the relations they are; their own reads were checked, with the view
     /// owner's rights, when they were expanded.

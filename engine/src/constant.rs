@@ -64,9 +64,7 @@ impl ConstantResults {
     pub(crate) fn get(&self, key: &str) -> Option<SendableRecordBatchStream> {
         let entries = self.entries.lock();
         let (_, kept) = entries.iter().find(|(k, _)| k == key)?;
-        MemoryStream::try_new(kept.batches.clone(), kept.schema.clone(), None)
-            .ok()
-            .map(|s| Box::pin(s) as SendableRecordBatchStream)
+        replay(kept.batches.clone(), kept.schema.clone()).ok()
     }
 
     /// Keeps the rows of `key` if they are small.
@@ -87,6 +85,12 @@ impl ConstantResults {
     pub(crate) fn clear(&self) {
         self.entries.lock().clear();
     }
+}
+
+/// A stream of rows already computed.
+pub(crate) fn replay(batches: Vec<RecordBatch>, schema: SchemaRef) -> crate::Result<SendableRecordBatchStream> {
+    let stream = MemoryStream::try_new(batches, schema, None).map_err(crate::Error::from_datafusion)?;
+    Ok(Box::pin(stream))
 }
 
 /// Whether `plan`'s result depends only on its text: no relation, no parameter, no subquery, only

@@ -130,10 +130,10 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
     let is_ctas = ct.query.is_some();
     ct.if_not_exists = false;
     let plan = session.plan(Statement::CreateTable(ct)).await?;
-    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut cmt)) = plan else {
         return Err(Error::Unsupported("this form of CREATE TABLE".into()));
     };
-    session.check_plan(&cmt.input)?;
+    cmt.input = Arc::new(session.police_plan(Arc::unwrap_or_clone(cmt.input))?);
     if !cmt.column_defaults.is_empty() {
         return Err(Error::Unsupported("column DEFAULT values".into()));
     }

@@ -34,15 +34,14 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
                 datafusion::sql::sqlparser::ast::TableObject::TableName(name) => qualified(name)?,
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             };
-            let entry = target_entry(session, &qn)?;
+            let entry = target_entry(session, &qn).await?;
             let planned = session.plan(Statement::Insert(insert)).await.map_err(|e| match e {
                 Error::DataFusion(df) if df.to_string().contains("Column count doesn't match insert query") => {
                     Error::Invalid(format!("the number of INSERT values does not match the columns of \"{qn}\""))
                 }
                 other => other,
             })?;
-            let plan = name_insert_columns(planned)?;
-            session.check_plan(&plan)?;
+            let plan = session.police_plan(name_insert_columns(planned)?)?;
             let target = match &plan {
                 LogicalPlan::Dml(dml) => Some(dml.target.schema()),
                 _ => None,
@@ -56,7 +55,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
         Statement::Truncate(truncate) => {
             for target in &truncate.table_names {
                 let qn = qualified(&target.name)?;
-                let entry = target_entry(session, &qn)?;
+                let entry = target_entry(session, &qn).await?;
                 session.require_relation(Privilege::Truncate, &qn.schema, &qn.name)?;
                 let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
                 let (table, _) = table
@@ -83,7 +82,7 @@ pub(crate) async fn after_write(table: &DeltaTable) {
 
 /// The catalog entry of a table that a statement writes to. Views and time-travel references
 /// are refused: history is read-only.
-pub(crate) fn target_entry(session: &Session, qn: &QualifiedName) -> Result<TableEntry> {
+pub(crate) async fn target_entry(session: &Session, qn: &QualifiedName) -> Result<TableEntry> {
     if qn.name.contains('@') {
         return Err(Error::Invalid("an earlier version of a table is read-only".into()));
     }
@@ -91,7 +90,19 @@ pub(crate) fn target_entry(session: &Session, qn: &QualifiedName) -> Result<Tabl
     if snapshot.state.view(&qn.schema, &qn.name).is_ok() {
         return Err(Error::Invalid(format!("cannot change view \"{qn}\"; change its tables instead")));
     }
-    snapshot.state.table(&qn.schema, &qn.name).cloned().map_err(Error::catalog)
+    let entry = snapshot.state.table(&qn.schema, &qn.name).cloned().map_err(Error::catalog)?;
+    if !entry.policies.is_empty() {
+        // SECURITY: a user who sees the table through policies (masked, filtered) cannot write
+        // it: the write would act on rows or values the user cannot see.
+        let reference = datafusion::common::TableReference::full(crate::names::CATALOG_NAME, qn.schema.clone(), qn.name.clone());
+        let provider = session.ctx.table_provider(reference).await.map_err(Error::from_datafusion)?;
+        if provider.is::<crate::policy::table::PolicedTable>() {
+            return Err(Error::PermissionDenied(format!(
+                "permission denied: {qn} is protected by policies for this user and cannot be written through them"
+            )));
+        }
+    }
+    Ok(entry)
 }
 
 /// Names the input columns of an INSERT after the target's, so that errors name table columns
@@ -155,7 +166,7 @@ fn not_null_error(
 
 /// Appends in-memory batches (in the table's schema) to a table in one commit.
 pub(crate) async fn append_batches(session: &Session, qn: &QualifiedName, batches: Vec<datafusion::arrow::array::RecordBatch>) -> Result<u64> {
-    let entry = target_entry(session, qn)?;
+    let entry = target_entry(session, qn).await?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let Some(first) = batches.first() else { return Ok(0) };
     let mem = datafusion::datasource::MemTable::try_new(first.schema(), vec![batches]).map_err(Error::from_datafusion)?;
@@ -279,7 +290,7 @@ async fn delete_rows(session: &Session, delete: Delete) -> Result<StatementOutpu
     };
     let (name, qualifier) = single_table(from)?;
     let qn = qualified(&name)?;
-    let entry = target_entry(session, &qn)?;
+    let entry = target_entry(session, &qn).await?;
     session.require_relation(Privilege::Delete, &qn.schema, &qn.name)?;
     if delete.selection.is_some() {
         // As in PostgreSQL, a WHERE clause reads the table.
@@ -311,7 +322,7 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
     }
     let (name, qualifier) = single_table(std::slice::from_ref(&update.table))?;
     let qn = qualified(&name)?;
-    let entry = target_entry(session, &qn)?;
+    let entry = target_entry(session, &qn).await?;
     session.require_relation(Privilege::Update, &qn.schema, &qn.name)?;
     // SET expressions and WHERE read the table (PostgreSQL asks for SELECT when they do; Kura
     // always does, since an UPDATE's row count alone reveals what matched).

@@ -33,6 +33,7 @@ mod names;
 mod params;
 mod parser;
 mod pg;
+mod policy;
 mod provider;
 mod scan;
 pub mod scram;
@@ -46,6 +47,7 @@ pub use error::{Error, FilePosition, Result};
 pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
 pub use params::bind_parameters;
+pub use policy::PolicyStatement;
 pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 
 /// Re-exports so that upper layers use the engine's versions.

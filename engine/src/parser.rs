@@ -27,6 +27,8 @@ pub enum StatementKind {
     Copy(Box<CopyStatement>),
     /// Roles, users, `GRANT` and `REVOKE`, in PostgreSQL's grammar.
     Access(Box<crate::access::AccessStatement>),
+    /// Policies: `CREATE/DROP ... POLICY`, attaching them with `ALTER TABLE`, `SHOW POLICIES`.
+    Policy(Box<crate::policy::PolicyStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -86,7 +88,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
             ));
         }
         let start = next.span.start;
-        let kind = if crate::access::at_access_statement(&parser) {
+        let kind = if crate::policy::at_policy_statement(&parser) {
+            StatementKind::Policy(Box::new(crate::policy::parse(&mut parser, sql).map_err(syntax_error)?))
+        } else if crate::access::at_access_statement(&parser) {
             StatementKind::Access(Box::new(crate::access::parse(&mut parser).map_err(syntax_error)?))
         } else if parser.parse_keyword(Keyword::COPY) {
             StatementKind::Copy(Box::new(parse_copy(&mut parser).map_err(syntax_error)?))
@@ -202,7 +206,7 @@ pub(crate) fn syntax_error(err: ParserError) -> Error {
 }
 
 /// The text between two token locations (1-based line and column, columns in characters).
-fn slice_between(sql: &str, start: Location, end: Location) -> &str {
+pub(crate) fn slice_between(sql: &str, start: Location, end: Location) -> &str {
     let a = offset_of(sql, start).unwrap_or(0);
     let b = offset_of(sql, end).unwrap_or(sql.len());
     let s = sql.get(a..b.max(a)).unwrap_or("");

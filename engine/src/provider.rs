@@ -143,15 +143,43 @@ pub(crate) struct KuraSchemaProvider {
 }
 
 impl KuraSchemaProvider {
-    async fn open_table(&self, name: &str, version: TableVersionSpec) -> Result<Option<Arc<dyn TableProvider>>> {
+    /// Opens table `name` at `version`; `reference_name` is how the statement named it (with a
+    /// time-travel suffix, if any), so a policy plan reads the same version.
+    async fn open_table(
+        &self,
+        name: &str,
+        version: TableVersionSpec,
+        reference_name: String,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(entry) = self.snapshot.state.schemas.get(&self.schema).and_then(|s| s.tables.get(name)) else {
             return Ok(None);
         };
         let table = self.warehouse.open_table(&entry.location, &version).await?;
-        if let Some(index) = crate::scan::DeltaFileIndex::of(&entry.location, &table) {
-            return Ok(Some(Arc::new(crate::scan::DeltaParquetTable::new(index, table, self.session.clone()))));
+        let raw: Arc<dyn TableProvider> = match crate::scan::DeltaFileIndex::of(&entry.location, &table) {
+            Some(index) => Arc::new(crate::scan::DeltaParquetTable::new(index, table, self.session.clone())),
+            None => delta_rs_provider(&table, &self.session).await?,
+        };
+        // SECURITY: the only place a table is handed to the planner; it goes raw only while a
+        // policy body is planned, when the user's policies on it are all the identity, or to an
+        // embedded session (which holds the storage credentials and could read the files).
+        if entry.policies.is_empty() || crate::policy::planning_policy() || !self.visibility.enforced {
+            return Ok(Some(raw));
         }
-        Ok(Some(delta_rs_provider(&table, &self.session).await?))
+        let state = {
+            let session = self.session.upgrade().ok_or_else(|| Error::Invalid("session closed".into()))?;
+            let guard = session.read();
+            guard.clone()
+        };
+        let raw_name = match &version {
+            TableVersionSpec::Latest => name.to_string(),
+            _ => reference_name,
+        };
+        let policed =
+            crate::policy::plan::policed_table(&state, &self.snapshot, &self.schema, name, &raw_name, &raw.schema()).await?;
+        Ok(Some(match policed {
+            Some(p) => Arc::new(p),
+            None => raw,
+        }))
     }
 
     async fn open_view(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -228,21 +256,23 @@ impl SchemaProvider for KuraSchemaProvider {
         if self.table_exist(base) && !self.visibility.can_see(&self.snapshot, &self.schema, base) {
             return Err(Error::PermissionDenied(format!("permission denied for table {base}")).into());
         }
-        if let Some(p) = self.opened.lock().expect("poisoned").get(name) {
+        // Raw and policed providers of one table are kept apart.
+        let key = if crate::policy::planning_policy() { format!("{name}\u{0}raw") } else { name.to_string() };
+        if let Some(p) = self.opened.lock().expect("poisoned").get(&key) {
             return Ok(Some(p.clone()));
         }
         let provider = match name.split_once('@') {
             Some((base, spec)) => {
                 let version = parse_version_suffix(spec)?;
-                self.open_table(base, version).await?
+                self.open_table(base, version, name.to_string()).await?
             }
-            None => match self.open_table(name, TableVersionSpec::Latest).await? {
+            None => match self.open_table(name, TableVersionSpec::Latest, name.to_string()).await? {
                 Some(p) => Some(p),
                 None => self.open_view(name).await?,
             },
         };
         if let Some(p) = &provider {
-            self.opened.lock().expect("poisoned").insert(name.to_string(), p.clone());
+            self.opened.lock().expect("poisoned").insert(key, p.clone());
         }
         Ok(provider)
     }
@@ -261,7 +291,7 @@ impl SchemaProvider for KuraSchemaProvider {
 /// (and refuse) the tables the view reads with its owner's rights. Kept opaque, the query shows
 /// one scan of the view, and the view's own reads were checked when it was expanded.
 #[derive(Debug)]
-struct OpaqueView(ViewTable);
+pub(crate) struct OpaqueView(pub(crate) ViewTable);
 
 #[async_trait]
 impl TableProvider for OpaqueView {

@@ -31,6 +31,8 @@ use datafusion::datasource::object_store::ObjectStoreUrl;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::Result as DFResult;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_optimizer::pruning::{PruningPredicateBuilder, PruningStatistics};
@@ -39,8 +41,6 @@ use datafusion::physical_plan::empty::EmptyExec;
 use deltalake::DeltaTable;
 use deltalake::kernel::EagerSnapshot;
 use object_store::path::Path;
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::dml::InsertOp;
 use parking_lot::{Mutex, RwLock};
 
 /// The URL under which each session's runtime knows the warehouse's object store; file paths
@@ -111,6 +111,8 @@ impl PruningStatistics for FileStats {
 pub(crate) struct DeltaFileIndex {
     /// The table's columns in table order.
     schema: SchemaRef,
+    /// The same, for turning filters into physical expressions.
+    df_schema: DFSchema,
     /// Columns stored in the files, in table order.
     file_schema: SchemaRef,
     /// Partition columns, in the table's partitioning order.
@@ -119,8 +121,9 @@ pub(crate) struct DeltaFileIndex {
     scan_positions: Vec<usize>,
     files: Vec<IndexedFile>,
     stats: FileStats,
-    /// One row per file with its partition values, to evaluate partition filters exactly.
-    partition_values: Option<RecordBatch>,
+    /// One row per file with its partition values (and their schema), to evaluate partition
+    /// filters exactly.
+    partition_values: Option<(RecordBatch, DFSchema)>,
 }
 
 impl DeltaFileIndex {
@@ -283,9 +286,12 @@ impl DeltaFileIndex {
             let columns = partition_fields.iter().map(|f| stats.min[f.name()].clone()).collect();
             let fields: Vec<FieldRef> =
                 partition_fields.iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
-            Some(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+            let df_schema = DFSchema::try_from(batch.schema())?;
+            Some((batch, df_schema))
         };
-        Ok(Some(Self { schema, file_schema, partition_fields, scan_positions, files, stats, partition_values }))
+        let df_schema = DFSchema::try_from(schema.clone())?;
+        Ok(Some(Self { schema, df_schema, file_schema, partition_fields, scan_positions, files, stats, partition_values }))
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -362,10 +368,10 @@ impl DeltaParquetTable {
         let mut keep = vec![true; index.files.len()];
         let (partition_filters, other): (Vec<&Expr>, Vec<&Expr>) =
             filters.iter().partition(|f| index.is_partition_filter(f));
-        if let (Some(batch), Some(predicate)) = (&index.partition_values, conjunction(partition_filters.into_iter().cloned()))
+        if let (Some((batch, df_schema)), Some(predicate)) =
+            (&index.partition_values, conjunction(partition_filters.into_iter().cloned()))
         {
-            let df_schema = DFSchema::try_from(batch.schema())?;
-            let physical = state.create_physical_expr(predicate, &df_schema)?;
+            let physical = state.create_physical_expr(predicate, df_schema)?;
             let result = physical.evaluate(batch)?.into_array(batch.num_rows())?;
             let result = result
                 .as_any()
@@ -376,9 +382,8 @@ impl DeltaParquetTable {
             }
         }
         if let Some(predicate) = conjunction(other.into_iter().cloned()) {
-            let df_schema = DFSchema::try_from(index.schema.clone())?;
             // A filter the statistics cannot judge keeps every file; it is still applied to rows.
-            if let Ok(physical) = state.create_physical_expr(predicate, &df_schema)
+            if let Ok(physical) = state.create_physical_expr(predicate, &index.df_schema)
                 && let Ok(pruning) = PruningPredicateBuilder::new()
                     .with_file_schema(index.schema.clone())
                     .with_max_in_list_size(state.config_options().execution.parquet.max_in_list_size)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -118,6 +118,8 @@ impl Engine {
         let ctx = SessionContext::new_with_state(state);
         kura_udfs::register_all(&ctx);
         crate::pg::register_session_functions(&ctx, user);
+        let pinned = Arc::new(parking_lot::Mutex::new(self.catalog.cached()));
+        ctx.register_udf(crate::policy::IsMember::udf(user, pinned.clone()));
         let extra_schemas = Arc::new(crate::provider::ExtraSchemas::default());
         let session = Session {
             engine: self.clone(),
@@ -126,7 +128,7 @@ impl Engine {
             enforced,
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             progress: None,
-            pinned: parking_lot::Mutex::new(self.catalog.cached()),
+            pinned,
             extra_schemas,
             constants: Default::default(),
         };
@@ -195,7 +197,8 @@ pub struct Session {
     pub(crate) base_dir: PathBuf,
     pub(crate) progress: Option<Arc<dyn ProgressSink>>,
     /// The catalog version the current statement runs against.
-    pinned: parking_lot::Mutex<Arc<Snapshot>>,
+    /// Shared with `is_member()`, which answers for this version.
+    pinned: Arc<parking_lot::Mutex<Arc<Snapshot>>>,
     /// Schemas mounted beside the warehouse's own (pg_catalog).
     pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
     /// Rows of constant queries (`SELECT 1`), valid until the settings change.
@@ -242,7 +245,7 @@ impl Session {
             enforced: self.enforced,
             base_dir: self.base_dir.clone(),
             progress: None,
-            pinned: parking_lot::Mutex::new(self.snapshot()),
+            pinned: self.pinned.clone(),
             extra_schemas: self.extra_schemas.clone(),
             constants: Default::default(),
         }
@@ -334,6 +337,10 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::access::execute(self, *access).await
             }
+            StatementKind::Policy(policy) => {
+                self.pin_catalog().await?;
+                crate::policy::execute(self, *policy).await
+            }
             StatementKind::Sql(sql) => {
                 let sql = crate::pg::rewrite_for_compatibility(&stmt.text, *sql);
                 // A constant query answered before (`SELECT 1`) needs neither catalog nor planner.
@@ -397,7 +404,7 @@ impl Session {
         let state = self.ctx.state();
         let plan =
             state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await.map_err(Error::from_datafusion)?;
-        self.check_plan(&plan)?;
+        let plan = self.police_plan(plan)?;
         match &plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
                 Err(Error::Unsupported(format!("statement of kind {}", plan.display())))
@@ -432,17 +439,13 @@ impl Session {
             }
             _ => {
                 let constant = constant_key.filter(|_| crate::constant::is_constant(&plan));
-                let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
-                let task = Arc::new(datafusion::execution::TaskContext::from(&state));
-                let stream = execute_stream(physical, task).map_err(Error::from_datafusion)?;
+                let stream = start_plan(&state, &plan).await?;
                 match constant {
                     Some(key) => {
                         let schema = stream.schema();
                         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from_datafusion)?;
                         self.constants.keep(key, schema.clone(), batches.clone());
-                        let rows = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)
-                            .map_err(Error::from_datafusion)?;
-                        Ok(StatementOutput::Rows(Box::pin(rows)))
+                        Ok(StatementOutput::Rows(crate::constant::replay(batches, schema)?))
                     }
                     None => Ok(StatementOutput::Rows(stream)),
                 }
@@ -452,10 +455,15 @@ impl Session {
 
     /// Optimises, plans and starts executing a logical plan.
     pub(crate) async fn stream_plan(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let state = self.ctx.state();
-        let physical = state.create_physical_plan(&plan).await.map_err(Error::from_datafusion)?;
-        execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(&state))).map_err(Error::from_datafusion)
+        start_plan(&self.ctx.state(), &plan).await
     }
+}
+
+/// Optimises, plans and starts executing `plan` with one copy of the session state (planning and
+/// execution share it: copies of the state are not free).
+async fn start_plan(state: &SessionState, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
+    let physical = state.create_physical_plan(plan).await.map_err(Error::from_datafusion)?;
+    execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(state))).map_err(Error::from_datafusion)
 }
 
 /// What a statement takes and returns, for a client that prepares it before running it.

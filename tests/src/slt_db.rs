@@ -10,7 +10,13 @@ use kura_engine::{Engine, Session, StatementOutput};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 /// One connection of a test file; connections of one file share one warehouse.
+///
+/// `SET SESSION AUTHORIZATION user` (as in PostgreSQL) makes the connection a logged-in session
+/// of `user`, with privileges and policies enforced, and `RESET SESSION AUTHORIZATION` makes it
+/// the embedded administrator again: so one file can test what each role sees.
 pub struct KuraDb {
+    engine: Arc<Engine>,
+    base_dir: std::path::PathBuf,
     session: Session,
 }
 
@@ -19,7 +25,32 @@ impl KuraDb {
     pub fn new(engine: &Arc<Engine>, base_dir: &std::path::Path) -> Self {
         let mut session = engine.session("kura");
         session.set_base_dir(base_dir);
-        Self { session }
+        Self { engine: engine.clone(), base_dir: base_dir.to_path_buf(), session }
+    }
+
+    /// Handles the harness's own statements; `None` when `sql` is not one of them.
+    async fn switch_user(&mut self, sql: &str) -> Option<Result<(), SltError>> {
+        let words: Vec<String> = sql.split_whitespace().map(|w| w.trim_end_matches(';').to_string()).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let mut session = match words.as_slice() {
+            [set, s, a, user] if set.eq_ignore_ascii_case("SET") && s.eq_ignore_ascii_case("SESSION")
+                && a.eq_ignore_ascii_case("AUTHORIZATION") =>
+            {
+                match self.engine.login_session(user.trim_matches('\'').trim_matches('"')).await {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(SltError(e.to_string()))),
+                }
+            }
+            [reset, s, a] if reset.eq_ignore_ascii_case("RESET") && s.eq_ignore_ascii_case("SESSION")
+                && a.eq_ignore_ascii_case("AUTHORIZATION") =>
+            {
+                self.engine.session("kura")
+            }
+            _ => return None,
+        };
+        session.set_base_dir(&self.base_dir);
+        self.session = session;
+        Some(Ok(()))
     }
 }
 
@@ -57,20 +88,29 @@ fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
             .collect::<Result<_, _>>()
             .map_err(|e| SltError(e.to_string()))?;
         for r in 0..batch.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .zip(batch.columns())
-                    .map(|(f, c)| {
-                        if c.is_null(r) {
-                            "NULL".to_string()
-                        } else {
-                            let v = f.value(r).to_string();
-                            if v.is_empty() { "(empty)".to_string() } else { v }
-                        }
-                    })
-                    .collect(),
-            );
+            let values: Vec<String> = formatters
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, c)| {
+                    if c.is_null(r) {
+                        "NULL".to_string()
+                    } else {
+                        let v = f.value(r).to_string();
+                        if v.is_empty() { "(empty)".to_string() } else { v }
+                    }
+                })
+                .collect();
+            // A multi-line value (an EXPLAIN plan) continues on rows of its own, one per line,
+            // so expected results are written as the plan prints.
+            let mut first = Vec::new();
+            let mut more = Vec::new();
+            for v in values {
+                let mut lines = v.lines();
+                first.push(lines.next().unwrap_or_default().to_string());
+                more.extend(lines.map(|l| vec![l.to_string()]));
+            }
+            out.push(first);
+            out.extend(more);
         }
     }
     Ok(out)
@@ -82,6 +122,9 @@ impl sqllogictest::AsyncDB for KuraDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        if let Some(switched) = self.switch_user(sql).await {
+            return switched.map(|()| DBOutput::StatementComplete(0));
+        }
         let statements = kura_engine::parse_sql(sql).map_err(|e| SltError(e.to_string()))?;
         let mut last = DBOutput::StatementComplete(0);
         for stmt in statements {

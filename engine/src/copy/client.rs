@@ -104,7 +104,7 @@ pub(crate) async fn copy_in(session: &Session, source: CopySource, options: Copy
         return Err(Error::Unsupported("FORMAT parquet from STDIN; give a file path".into()));
     }
     let qn = qualified(&name)?;
-    let entry = crate::dml::target_entry(session, &qn)?;
+    let entry = crate::dml::target_entry(session, &qn).await?;
     session.require_relation(Privilege::Insert, &qn.schema, &qn.name)?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let width = if columns.is_empty() { table.snapshot()?.schema().fields().count() } else { columns.len() };

@@ -102,7 +102,7 @@ pub(crate) async fn load_csv(
     options: &CopyOptions,
 ) -> Result<u64> {
     let qn = qualified(name)?;
-    let entry = crate::dml::target_entry(session, &qn)?;
+    let entry = crate::dml::target_entry(session, &qn).await?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let provider = table.table_provider().await?;
     let target = provider.schema();
@@ -526,7 +526,7 @@ pub(crate) async fn load_parquet(
     full: &Path,
 ) -> Result<u64> {
     let qn = qualified(name)?;
-    let entry = crate::dml::target_entry(session, &qn)?;
+    let entry = crate::dml::target_entry(session, &qn).await?;
     if !full.exists() {
         return Err(Error::File {
             path: display.to_string(),

@@ -38,8 +38,7 @@ pub(crate) async fn source_plan(session: &Session, source: CopySource) -> Result
             df.into_unoptimized_plan()
         }
     };
-    session.check_plan(&plan)?;
-    Ok(plan)
+    session.police_plan(plan)
 }
 
 pub(crate) async fn copy_to(session: &Session, source: CopySource, path: &str, options: &CopyOptions) -> Result<u64> {
