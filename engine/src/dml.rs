@@ -194,9 +194,10 @@ pub(crate) async fn insert_into_table(
     }
     let sink = provider.insert_into(&state, physical, InsertOp::Append).await.map_err(Error::from_datafusion)?;
     let target = provider.schema();
-    let batches = collect(sink, session.ctx.task_ctx())
-        .await
-        .map_err(|e| not_null_error(e, display_name, Some(&target)))?;
+    let policed = crate::policy::reads_policed(&input);
+    let batches = collect(sink, session.ctx.task_ctx()).await.map_err(|e| {
+        if policed { Error::withheld(e) } else { not_null_error(e, display_name, Some(&target)) }
+    })?;
     after_write(&table).await;
     Ok(batches
         .first()

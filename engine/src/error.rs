@@ -88,6 +88,15 @@ pub enum Error {
     /// Query planning or execution failed.
     #[error("{}", clean_datafusion_message(.0))]
     DataFusion(#[from] DataFusionError),
+    /// A query over data the user sees only through policies failed on a value; the engine's
+    /// message (which may quote the value) is withheld.
+    #[error("the query failed on a value ({what}); details are withheld because the data is protected by policies")]
+    Withheld {
+        /// The SQLSTATE of the original error.
+        sqlstate: &'static str,
+        /// What kind of failure, without values.
+        what: &'static str,
+    },
     /// delta-rs failed during a table operation.
     #[error("table operation failed: {0}")]
     Delta(#[from] deltalake::DeltaTableError),
@@ -126,6 +135,7 @@ impl Error {
             Error::DuplicateObject(m) => Error::DuplicateObject(m.clone()),
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
+            Error::Withheld { sqlstate, what } => Error::Withheld { sqlstate, what },
             other => Error::Invalid(other.to_string()),
         }
     }
@@ -164,7 +174,27 @@ impl Error {
             Error::Catalog(kura_catalog::Error::Invalid(_)) => "22023",
             Error::Catalog(_) | Error::Storage(_) | Error::Delta(_) => "XX000",
             Error::DataFusion(e) => datafusion_sqlstate(e),
+            Error::Withheld { sqlstate, .. } => sqlstate,
         }
+    }
+
+    /// The error a user sees when a statement over policed data fails while running: the
+    /// SQLSTATE is kept, the message (which DataFusion may fill with a cell value) is not.
+    pub(crate) fn withheld(err: DataFusionError) -> Self {
+        let kura = Error::from_datafusion(err);
+        if !matches!(kura, Error::DataFusion(_)) {
+            return kura;
+        }
+        let sqlstate = kura.sqlstate();
+        let what = match sqlstate {
+            "22012" => "division by zero",
+            "22P02" => "invalid conversion",
+            "22003" => "numeric value out of range",
+            "53200" => "out of memory",
+            s if s.starts_with("22") => "data exception",
+            _ => "execution error",
+        };
+        Error::Withheld { sqlstate, what }
     }
 
     /// Turns a catalog error into the engine's vocabulary.

@@ -463,7 +463,9 @@ impl Session {
 /// execution share it: copies of the state are not free).
 async fn start_plan(state: &SessionState, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
     let physical = state.create_physical_plan(plan).await.map_err(Error::from_datafusion)?;
-    execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(state))).map_err(Error::from_datafusion)
+    let stream = execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(state)))
+        .map_err(Error::from_datafusion)?;
+    Ok(if crate::policy::reads_policed(plan) { crate::policy::scrub_errors(stream) } else { stream })
 }
 
 /// What a statement takes and returns, for a client that prepares it before running it.

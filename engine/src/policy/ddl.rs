@@ -138,6 +138,9 @@ async fn check_attachment(session: &Session, qn: &QualifiedName, change: &Policy
         PolicyAttachment::SetMask { column, mask } => (&mask.policy, mask.using.clone(), Some(column)),
         PolicyAttachment::AddRowFilter(rf) => (&rf.policy, rf.columns.clone(), None),
         PolicyAttachment::SetAggregation(a) => {
+            if a.entity_key.len() > 1 {
+                return Err(Error::Unsupported("an ENTITY KEY of more than one column; use one ID column".into()));
+            }
             for c in &a.entity_key {
                 column_type(c)?;
             }

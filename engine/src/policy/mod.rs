@@ -120,3 +120,37 @@ impl ScalarUDFImpl for IsMember {
         }
     }
 }
+
+/// Whether `plan` (subqueries and views included) reads a table through a policy.
+pub(crate) fn reads_policed(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        {
+            let inside_view = provider
+                .downcast_ref::<crate::provider::OpaqueView>()
+                .is_some_and(|v| reads_policed(v.0.logical_plan()));
+            if provider.is::<table::PolicedTable>() || inside_view {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// SECURITY: errors raised while a policed plan runs may quote a raw value (a mask or an
+/// aggregate's input is evaluated on raw rows: "Cannot cast string 'ヤマダ'"); the user gets the
+/// SQLSTATE and the kind of failure only.
+pub(crate) fn scrub_errors(
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+) -> datafusion::physical_plan::SendableRecordBatchStream {
+    use futures::TryStreamExt;
+    let schema = stream.schema();
+    let scrubbed = stream.map_err(|e| crate::Error::withheld(e).into());
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, scrubbed))
+}
