@@ -305,11 +305,26 @@ async fn run_script(session: &Session, sql: &str, out: &render::Output) -> bool 
     true
 }
 
-/// Demo users: (name, password, what they may do). Passwords are for a loopback demo only.
-const DEMO_USERS: [(&str, &str, &str); 2] = [
-    ("kura", "kura-demo", "superuser: every table, roles and grants"),
-    ("analyst", "analyst-demo", "reads the source schemas, not the linkage ground truth"),
+/// Demo users and what they may do; `demo.sql` creates them with their roles and policies.
+const DEMO_USERS: [(&str, &str); 5] = [
+    ("kura", "superuser: every table, roles, grants and policies"),
+    ("operator", "secure zone: raw data, opted-out persons included"),
+    ("researcher", "pseudonymised (仮名加工): clinical detail, no names or insured numbers"),
+    ("analyst", "anonymised (匿名加工): no identifiers, birth month, 3-digit postal code, opt-outs removed"),
+    ("municipal_user", "aggregate-only: groups of at least 10 persons of the resident register"),
 ];
+
+/// Passwords for the demo users: `KURA_DEMO_PASSWORD` for all, or a fresh random one each.
+fn demo_passwords() -> Vec<(&'static str, String)> {
+    let shared = std::env::var("KURA_DEMO_PASSWORD").ok().filter(|p| !p.is_empty());
+    DEMO_USERS
+        .iter()
+        .map(|(user, _)| {
+            let password = shared.clone().unwrap_or_else(random_password);
+            (*user, password)
+        })
+        .collect()
+}
 
 async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: bool, no_serve: bool) -> Result<std::process::ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -341,20 +356,25 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
             }
         }
         eprintln!("Loaded {loaded} rows in {:.1}s.", started.elapsed().as_secs_f64());
-        let mut roles = format!("CREATE USER kura WITH SUPERUSER PASSWORD '{}';", DEMO_USERS[0].1);
-        roles.push_str(&format!("CREATE ROLE analysts; CREATE USER analyst PASSWORD '{}' IN ROLE analysts;", DEMO_USERS[1].1));
-        let snapshot = engine.catalog().cached();
-        for schema in snapshot.state.schemas.keys().filter(|s| s.as_str() != "truth") {
-            roles.push_str(&format!("GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO analysts;"));
-        }
-        session.execute_all(&roles).await.context("creating the demo users failed")?;
+        let setup = format!("CREATE USER kura WITH SUPERUSER PASSWORD 'unset';{}", include_str!("demo.sql"));
+        session.execute_all(&setup).await.context("creating the demo roles and policies failed")?;
         std::fs::write(&marker, b"")?;
     }
     let data = warehouse.to_string_lossy().to_string();
+    // Fresh passwords on every start (or KURA_DEMO_PASSWORD), so they are only ever printed here.
+    let passwords = demo_passwords();
+    {
+        let engine = Engine::open(&data).await?;
+        let session = engine.session("kura");
+        for (user, password) in &passwords {
+            let sql = format!("ALTER USER {user} PASSWORD '{}'", password.replace('\'', "''"));
+            session.execute_all(&sql).await.with_context(|| format!("setting the password of {user} failed"))?;
+        }
+    }
     println!();
     println!("Kura demo warehouse is ready: {data}");
     println!("Connect with psql (one line per role):");
-    for (user, password, what) in DEMO_USERS {
+    for ((user, what), (_, password)) in DEMO_USERS.iter().zip(&passwords) {
         println!(
             "  PGPASSWORD={password} psql \"host={} port={} user={user} dbname=kura sslmode=disable\"   # {what}",
             listen.ip(),
