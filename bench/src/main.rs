@@ -2,10 +2,14 @@
 //! in plain DataFusion reading the same data as Parquet, alternating systems in one run, and
 //! report medians and ratios.
 //!
-//! `cargo run --release -p kura-bench -- [--persons 1000000] [--dir bench/work] [--runs 5] [--reuse]`
+//! `cargo run --release -p kura-bench -- [--persons 1000000] [--dir bench/work] [--runs 5] [--reuse] [--policies]`
 //!
 //! `--reuse` queries the warehouse a previous run loaded instead of loading it again (the report
-//! then has no load figures).
+//! then has no load figures). `--policies` measures what policies cost instead: the same queries
+//! as a user whose policies are all the identity (`operators`) and as one with masks and a
+//! consent row filter (`analysts`), alternating in one run (see `policies.rs`).
+
+mod policies;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,7 +25,7 @@ use kura_engine::datafusion::prelude::SessionContext;
 use kura_engine::{Engine, Session, StatementOutput};
 
 /// Scan-heavy queries over claims and checkups: (name, SQL).
-const QUERIES: &[(&str, &str)] = &[
+pub(crate) const QUERIES: &[(&str, &str)] = &[
     (
         "claims_by_fy",
         "SELECT fiscal_year, count(*) AS claims, sum(total_points) * 10 AS yen FROM claims.medical_claims GROUP BY fiscal_year ORDER BY fiscal_year",
@@ -53,10 +57,11 @@ struct Args {
     dir: PathBuf,
     runs: usize,
     reuse: bool,
+    policies: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { persons: 1_000_000, dir: PathBuf::from("bench/work"), runs: 5, reuse: false };
+    let mut args = Args { persons: 1_000_000, dir: PathBuf::from("bench/work"), runs: 5, reuse: false, policies: false };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
@@ -65,6 +70,7 @@ fn parse_args() -> Result<Args> {
             "--dir" => args.dir = PathBuf::from(value()?),
             "--runs" => args.runs = value()?.parse()?,
             "--reuse" => args.reuse = true,
+            "--policies" => args.policies = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -82,7 +88,7 @@ fn dir_bytes(dir: &Path, ext: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn run_rows(session: &Session, sql: &str) -> Result<usize> {
+pub(crate) async fn run_rows(session: &Session, sql: &str) -> Result<usize> {
     let mut stmts = kura_engine::parse_sql(sql)?;
     let out = session.execute(stmts.remove(0)).await?;
     let (_, batches) = out.collect().await?;
@@ -95,7 +101,7 @@ async fn run_plain(ctx: &SessionContext, sql: &str) -> Result<usize> {
     Ok(batches.iter().map(|b| b.num_rows()).sum())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -150,6 +156,10 @@ async fn main() -> Result<()> {
             "mb_per_s": csv_bytes as f64 / 1e6 / load_secs, "rows_per_s": rows as f64 / load_secs,
         })
     };
+
+    if args.policies {
+        return policies::run(&engine, &session, args.persons, args.runs).await;
+    }
 
     // 2. Plain DataFusion reads the very Parquet files of Kura's Delta tables (as a Hive-style
     //    listing), so the ratio is what Kura's Delta log, catalog and session layers cost.

@@ -96,6 +96,7 @@ impl KuraCatalogProvider {
                     session: session.clone(),
                     visibility: visibility.clone(),
                     opened: Mutex::new(HashMap::new()),
+                    opened_raw: Mutex::new(HashMap::new()),
                 };
                 (name.clone(), Arc::new(provider))
             })
@@ -140,6 +141,9 @@ pub(crate) struct KuraSchemaProvider {
     session: Weak<RwLock<SessionState>>,
     visibility: Visibility,
     opened: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+    /// Tables opened raw while a policy body was planned; SECURITY: kept apart so that no name a
+    /// user can write reaches them.
+    opened_raw: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl KuraSchemaProvider {
@@ -257,8 +261,8 @@ impl SchemaProvider for KuraSchemaProvider {
             return Err(Error::PermissionDenied(format!("permission denied for table {base}")).into());
         }
         // Raw and policed providers of one table are kept apart.
-        let key = if crate::policy::planning_policy() { format!("{name}\u{0}raw") } else { name.to_string() };
-        if let Some(p) = self.opened.lock().expect("poisoned").get(&key) {
+        let cache = if crate::policy::planning_policy() { &self.opened_raw } else { &self.opened };
+        if let Some(p) = cache.lock().expect("poisoned").get(name) {
             return Ok(Some(p.clone()));
         }
         let provider = match name.split_once('@') {
@@ -272,7 +276,7 @@ impl SchemaProvider for KuraSchemaProvider {
             },
         };
         if let Some(p) = &provider {
-            self.opened.lock().expect("poisoned").insert(key, p.clone());
+            cache.lock().expect("poisoned").insert(name.to_string(), p.clone());
         }
         Ok(provider)
     }
