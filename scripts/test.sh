@@ -22,7 +22,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3' 'psycopg[binary]>=3.2' asyncpg 'sqlalchemy>=2'
+  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3' 'psycopg[binary]>=3.2' asyncpg 'sqlalchemy>=2' pycanon pandas
 
 step "system tools (psql client, openssl)"
 if ! command -v psql >/dev/null || ! command -v openssl >/dev/null || ! command -v javac >/dev/null \
@@ -37,7 +37,7 @@ step "build"
 cargo build --workspace --tests --bins
 
 step "unit, SQL and integration tests (local folder warehouses)"
-cargo test --workspace --no-fail-fast
+KURA_PYTHON="$VENV/bin/python" cargo test --workspace --no-fail-fast
 
 step "client compatibility: psycopg, asyncpg, SQLAlchemy, pgjdbc, BI-tool queries against kura serve"
 CLIENT_DIR=$(mktemp -d)

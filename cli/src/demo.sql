@@ -1,7 +1,8 @@
 -- The demo warehouse's roles and policies (run once, as the superuser, after the data is loaded).
 -- Four roles, as a producer of medical information under 次世代医療基盤法 uses them:
 --   operators   the secure zone: raw data
---   researchers 仮名加工医療情報 (pseudonymised): clinical detail, no direct identifiers
+--   researchers 仮名加工医療情報 (pseudonymised): clinical detail, keyed pseudonyms instead of
+--               person numbers, no direct identifiers
 --   analysts    匿名加工医療情報 (anonymised): no identifiers, birth dates to the month,
 --               postal codes to 3 digits, opted-out persons removed
 --   municipal   aggregate-only: groups of at least 10 persons, counted by person
@@ -35,9 +36,12 @@ GRANT SELECT ON ALL TABLES IN SCHEMA consent TO operators;
 CREATE MASKING POLICY identity_text AS (v TEXT) RETURNS TEXT ->
   CASE WHEN is_member('operators') THEN v END
   COMMENT 'direct identifiers (names, insured numbers): operators only';
+-- One key per provision: the researchers' pseudonyms cannot be joined with another recipient's.
+CREATE PSEUDONYM KEY researchers_2026;
 CREATE MASKING POLICY person_number AS (v TEXT) RETURNS TEXT ->
-  CASE WHEN is_member('operators') OR is_member('researchers') OR is_member('municipal') THEN v END
-  COMMENT 'the register number links records; aggregate-only users count persons with it';
+  CASE WHEN is_member('operators') OR is_member('municipal') THEN v
+       WHEN is_member('researchers') THEN pseudonymize(v, 'researchers_2026') END
+  COMMENT 'operators see the register number; researchers a keyed pseudonym; aggregate-only users count persons with it';
 CREATE MASKING POLICY birth_month AS (v DATE) RETURNS DATE ->
   CASE WHEN is_member('operators') OR is_member('researchers') THEN v ELSE CAST(date_trunc('month', v) AS DATE) END
   COMMENT 'anonymised: birth date to year-month';

@@ -136,8 +136,11 @@ async fn run_counting(
         .create_physical_plan(&plan)
         .await
         .map_err(|e| not_null_error(e, table, target.as_ref()))?;
-    let batches =
-        collect(physical, session.ctx.task_ctx()).await.map_err(|e| not_null_error(e, table, target.as_ref()))?;
+    // SECURITY: the rows written may come through policies; their errors may quote raw values.
+    let policed = crate::policy::reads_policed(&plan);
+    let batches = collect(physical, session.ctx.task_ctx()).await.map_err(|e| {
+        if policed { Error::withheld(e) } else { not_null_error(e, table, target.as_ref()) }
+    })?;
     Ok(batches
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| if a.is_empty() { 0 } else { a.value(0) }))

@@ -29,6 +29,7 @@ mod ddl;
 mod dialect;
 mod dml;
 mod error;
+mod keys;
 mod names;
 mod params;
 mod parser;

@@ -39,6 +39,8 @@ const MAX_VIEW_DEPTH: usize = 32;
 pub(crate) struct Visibility {
     pub(crate) user: String,
     pub(crate) enforced: bool,
+    /// Pseudonym keys, for policy bodies that use them.
+    pub(crate) keys: Arc<crate::keys::WarehouseKeys>,
 }
 
 impl Visibility {
@@ -179,7 +181,8 @@ impl KuraSchemaProvider {
             _ => reference_name,
         };
         let policed =
-            crate::policy::plan::policed_table(&state, &self.snapshot, &self.schema, name, &raw_name, &raw.schema()).await?;
+            crate::policy::plan::policed_table(&state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema())
+                .await?;
         Ok(Some(match policed {
             Some(p) => Arc::new(p),
             None => raw,

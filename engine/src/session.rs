@@ -26,6 +26,8 @@ pub struct Engine {
     warehouse: Warehouse,
     catalog: Arc<Catalog>,
     options: EngineOptions,
+    /// Pseudonym keys (see `keys.rs`); only policy bodies use them.
+    pub(crate) keys: Arc<crate::keys::WarehouseKeys>,
 }
 
 /// Limits and resources for the queries an engine runs.
@@ -55,7 +57,9 @@ impl Engine {
                 })
                 .await?;
         }
-        Ok(Arc::new(Self { warehouse, catalog, options }))
+        let keys = Arc::new(crate::keys::WarehouseKeys::new(warehouse.store()));
+        keys.preload().await?;
+        Ok(Arc::new(Self { warehouse, catalog, options, keys }))
     }
 
     /// The warehouse location.
@@ -363,7 +367,11 @@ impl Session {
     }
 
     fn register_catalog(&self, snapshot: Arc<Snapshot>) {
-        let access = crate::provider::Visibility { user: self.user.clone(), enforced: self.enforced };
+        let access = crate::provider::Visibility {
+            user: self.user.clone(),
+            enforced: self.enforced,
+            keys: self.engine.keys.clone(),
+        };
         let provider = KuraCatalogProvider::new(
             self.engine.warehouse.clone(),
             snapshot,

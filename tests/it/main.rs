@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bypass;
 mod concurrency;
 mod crash;
 mod delta_log;

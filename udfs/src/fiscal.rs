@@ -1,13 +1,13 @@
 //! `fiscal_year(date)`: the Japanese fiscal year (年度), which starts on 1 April.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, Date32Array, Int32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 /// `fiscal_year(date | timestamp) -> int`: 2025-03-31 is in fiscal 2024, 2025-04-01 in fiscal 2025.
@@ -60,7 +60,12 @@ impl ScalarUDFImpl for FiscalYear {
         let dates: ArrayRef = match array.data_type() {
             DataType::Date32 => array,
             DataType::Date64 | DataType::Timestamp(_, _) | DataType::Utf8 | DataType::Utf8View | DataType::Null => {
-                cast(&array, &DataType::Date32)?
+                // SECURITY: arrow's cast errors quote the value ("Cannot cast string '...'").
+                cast(&array, &DataType::Date32).map_err(|_| crate::error::Error::InvalidValue {
+                    function: "fiscal_year",
+                    argument: "date",
+                    expected: "a date, a timestamp or an ISO date text",
+                })?
             }
             other => return exec_err!("fiscal_year expects a date or timestamp, got {other}"),
         };
@@ -71,6 +76,20 @@ impl ScalarUDFImpl for FiscalYear {
             ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
             ColumnarValue::Array(_) => ColumnarValue::Array(out),
         })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: OnceLock<Documentation> = OnceLock::new();
+        Some(DOC.get_or_init(|| {
+            Documentation::builder(
+                crate::args::SECTION,
+                "The Japanese fiscal year (年度), which starts on 1 April. NULL gives NULL.",
+                "fiscal_year(date)",
+            )
+            .with_sql_example("SELECT fiscal_year(DATE '2025-03-31'); -- 2024")
+            .with_argument("date", "Date or timestamp.")
+            .build()
+        }))
     }
 }
 

@@ -120,6 +120,9 @@ fn above(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
     match plan {
         LogicalPlan::Aggregate(aggregate) => enforce_aggregate(aggregate),
+        // SECURITY: EXPLAIN ANALYZE counts the rows of every operator, those below the
+        // group-size check included.
+        LogicalPlan::Analyze(_) => Err(refused("EXPLAIN ANALYZE shows row counts below the group-size check; use EXPLAIN")),
         LogicalPlan::TableScan(scan) if view_of(&scan).is_some() => police_view(scan),
         LogicalPlan::TableScan(scan) => {
             let (_, _, label) = aggregation_of(&scan).unwrap_or_default();
@@ -153,6 +156,7 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
     for expr in &aggregate.aggr_expr {
         check_aggregate_expr(expr, &aggregate.input)?;
     }
+    check_cannot_fail(&aggregate.group_expr, aggregate.input.schema())?;
     let original = aggregate.schema.clone();
     let (input, entities) = thread(Arc::unwrap_or_clone(aggregate.input))?;
     if entities.is_empty() {
@@ -180,6 +184,50 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
     // Back to the aggregate's own columns, hidden counts dropped.
     let columns: Vec<Expr> = original.columns().into_iter().map(Expr::Column).collect();
     Ok(LogicalPlan::Projection(Projection::try_new(columns, Arc::new(kept)).map_err(Error::from_datafusion)?))
+}
+
+/// SECURITY: below the group-size check, expressions run on every row of a group that will be
+/// suppressed; one that can fail (`1 / (points - 210)`, `CAST(note AS INT)`) would tell, by
+/// failing or not, about a single person. Only leak-proof expressions may run there.
+fn check_cannot_fail(exprs: &[Expr], schema: &datafusion::common::DFSchema) -> Result<()> {
+    for expr in exprs {
+        let parts: Vec<&Expr> = match expr {
+            // Aggregate calls are checked by check_aggregate_expr; subqueries were checked above.
+            Expr::AggregateFunction(_) => continue,
+            Expr::GroupingSet(set) => set.distinct_expr(),
+            other => vec![other],
+        };
+        for part in parts {
+            // Subqueries are results of their own, checked by `above`: only what this node does
+            // with their values is checked here.
+            let part = part
+                .clone()
+                .transform(|e| match e {
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) => Ok(Transformed::yes(lit(true))),
+                    Expr::InSubquery(i) => Ok(Transformed::yes(Expr::IsNotNull(i.expr))),
+                    other => Ok(Transformed::no(other)),
+                })
+                .map_err(Error::from_datafusion)?
+                .data;
+            let part = &part;
+            if !super::leakproof::is_leakproof(part, schema) {
+                return Err(refused(format!(
+                    "the expression {} could fail on a row below the group-size check (an error would tell about one person); this user may use comparisons, IN, LIKE, + - * and division by a constant there",
+                    part.human_display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The schema the expressions of `node` are evaluated against: its inputs' columns.
+fn input_schema(node: &LogicalPlan) -> datafusion::common::DFSchema {
+    let mut merged = datafusion::common::DFSchema::empty();
+    for input in node.inputs() {
+        merged.merge(input.schema());
+    }
+    merged
 }
 
 /// Refuses aggregates that could hand back one person's value.
@@ -288,6 +336,7 @@ fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
         }
         LogicalPlan::Aggregate(aggregate) => Ok((enforce_aggregate(aggregate)?, vec![])),
         LogicalPlan::Projection(p) => {
+            check_cannot_fail(&p.expr, p.input.schema())?;
             let (input, entities) = thread(Arc::unwrap_or_clone(p.input))?;
             let mut exprs = p.expr;
             for e in &entities {
@@ -317,14 +366,16 @@ fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
                 .collect::<Result<Vec<_>>>()?;
             Ok((LogicalPlan::SubqueryAlias(rebuilt), entities))
         }
+        // SECURITY: no Window here: a window function puts values of many rows (one person's
+        // maximum, a string_agg of every row) on each row, which then passes any group size.
         node @ (LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::Limit(_)
         | LogicalPlan::Repartition(_)
-        | LogicalPlan::Window(_)
         | LogicalPlan::Join(_)) => {
             let mut entities = Vec::new();
             let exprs = node.expressions();
+            check_cannot_fail(&exprs, &input_schema(&node))?;
             let mut inputs = Vec::new();
             for child in node.inputs() {
                 let (child, found) = thread(child.clone())?;

@@ -51,7 +51,7 @@ pub(crate) async fn execute(session: &Session, stmt: PolicyStatement) -> Result<
             if if_not_exists && snapshot.state.policies.contains_key(&name) {
                 return Ok(StatementOutput::command("CREATE POLICY"));
             }
-            super::plan::validate(&session.ctx.state(), &entry).await.map_err(|e| match e {
+            super::plan::validate(&session.ctx.state(), &session.engine.keys, &entry).await.map_err(|e| match e {
                 Error::Invalid(_) => e,
                 other => Error::Invalid(format!("the body of {kind} \"{name}\" does not plan: {other}")),
             })?;
@@ -100,6 +100,19 @@ pub(crate) async fn execute(session: &Session, stmt: PolicyStatement) -> Result<
                 .await
                 .map_err(Error::catalog)?;
             Ok(StatementOutput::command("ALTER TABLE"))
+        }
+        PolicyStatement::CreateKey { name } => {
+            session.require_superuser("create pseudonym keys")?;
+            session.engine.keys.create(&name).await?;
+            Ok(StatementOutput::command("CREATE PSEUDONYM KEY"))
+        }
+        PolicyStatement::ShowKeys => {
+            session.require_superuser("list pseudonym keys")?;
+            let names = session.engine.keys.names().await?;
+            let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+            let column: ArrayRef = Arc::new(StringArray::from_iter_values(names));
+            let batch = RecordBatch::try_new(schema.clone(), vec![column]).map_err(|e| Error::from_datafusion(e.into()))?;
+            Ok(StatementOutput::Rows(crate::constant::replay(vec![batch], schema)?))
         }
         PolicyStatement::Show { table } => {
             // SECURITY: policy definitions tell how data is protected; only administrators see them.

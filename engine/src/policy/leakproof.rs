@@ -8,7 +8,7 @@
 //! groups; the others are evaluated above it, on visible (masked) rows only.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, ExprSchemable, Like, Operator, expr::InList};
 
 /// Built-in functions that return a value for every input (no errors, no side effects).
@@ -36,10 +36,13 @@ const LEAKPROOF_FUNCTIONS: &[&str] = &[
 /// Whether `expr`, evaluated against rows of `schema`, is leak-proof.
 pub(crate) fn is_leakproof(expr: &Expr, schema: &DFSchema) -> bool {
     match expr {
-        Expr::Column(_) | Expr::Literal(..) => true,
+        // A parameter is bound to a literal before the plan runs.
+        Expr::Column(_) | Expr::OuterReferenceColumn(..) | Expr::Literal(..) | Expr::Placeholder(_) => true,
         Expr::Alias(a) => is_leakproof(&a.expr, schema),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            leakproof_operator(*op) && is_leakproof(left, schema) && is_leakproof(right, schema)
+            (leakproof_operator(*op) || safe_arithmetic(left, *op, right, schema))
+                && is_leakproof(left, schema)
+                && is_leakproof(right, schema)
         }
         Expr::Not(e)
         | Expr::IsNull(e)
@@ -63,13 +66,48 @@ pub(crate) fn is_leakproof(expr: &Expr, schema: &DFSchema) -> bool {
             matches!(pattern.as_ref(), Expr::Literal(..)) && is_leakproof(expr, schema)
         }
         Expr::TryCast(c) => is_leakproof(&c.expr, schema),
+        // A parameter's cast runs on the bound value, once, whatever the rows.
+        Expr::Cast(Cast { expr, .. }) if matches!(expr.as_ref(), Expr::Placeholder(_)) => true,
+        // A literal that casts now casts the same on every row (a bound text parameter).
+        Expr::Cast(Cast { expr, field }) if matches!(expr.as_ref(), Expr::Literal(..)) => {
+            matches!(expr.as_ref(), Expr::Literal(v, _) if v.cast_to(field.data_type()).is_ok())
+        }
         Expr::Cast(Cast { expr, field }) => {
             is_leakproof(expr, schema)
                 && expr.get_type(schema).is_ok_and(|from| infallible_cast(&from, field.data_type()))
         }
         Expr::ScalarFunction(f) => {
-            LEAKPROOF_FUNCTIONS.contains(&f.func.name()) && f.args.iter().all(|a| is_leakproof(a, schema))
+            let name = f.func.name();
+            let known = LEAKPROOF_FUNCTIONS.contains(&name)
+                // A valid literal unit: these then return a value for every date.
+                || (matches!(name, "date_part" | "date_trunc")
+                    && matches!(f.args.first(), Some(Expr::Literal(ScalarValue::Utf8(Some(u)) | ScalarValue::Utf8View(Some(u)), _))
+                        if DATE_UNITS.contains(&u.to_ascii_lowercase().as_str())));
+            known && f.args.iter().all(|a| is_leakproof(a, schema))
         }
+        _ => false,
+    }
+}
+
+/// Units `date_part` and `date_trunc` accept.
+const DATE_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy"];
+
+/// `+`, `-` and `*` on integers and floats (DataFusion's integer arithmetic wraps rather than
+/// fails), and `/` or `%` by a positive literal: none of them can fail on any row.
+fn safe_arithmetic(left: &Expr, op: Operator, right: &Expr, schema: &DFSchema) -> bool {
+    let numeric = |e: &Expr| e.get_type(schema).is_ok_and(|t| t.is_integer() || t.is_floating());
+    if !(numeric(left) && numeric(right)) {
+        return false;
+    }
+    match op {
+        Operator::Plus | Operator::Minus | Operator::Multiply => true,
+        Operator::Divide | Operator::Modulo => match right {
+            // Positive: `i64::MIN / -1` overflows.
+            Expr::Literal(v, _) => {
+                ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| !v.is_null() && v.partial_cmp(&zero) == Some(std::cmp::Ordering::Greater))
+            }
+            _ => false,
+        },
         _ => false,
     }
 }

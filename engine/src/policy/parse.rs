@@ -63,6 +63,13 @@ pub enum PolicyStatement {
         /// The change.
         change: kura_catalog::PolicyAttachment,
     },
+    /// `CREATE PSEUDONYM KEY name`: a new random key for `pseudonymize` in policy bodies.
+    CreateKey {
+        /// Key name.
+        name: String,
+    },
+    /// `SHOW PSEUDONYM KEYS`: key names (never key bytes).
+    ShowKeys,
     /// `SHOW POLICIES [ON t]`.
     Show {
         /// Only the policies attached to this table.
@@ -81,7 +88,10 @@ fn word(parser: &Parser<'_>, n: usize) -> Option<String> {
 pub(crate) fn at_policy_statement(parser: &Parser<'_>) -> bool {
     let w = |n| word(parser, n);
     match w(0).as_deref() {
-        Some("SHOW") => w(1).as_deref() == Some("POLICIES"),
+        Some("SHOW") => {
+            w(1).as_deref() == Some("POLICIES") || (w(1).as_deref() == Some("PSEUDONYM") && w(2).as_deref() == Some("KEYS"))
+        }
+        Some("CREATE") if w(1).as_deref() == Some("PSEUDONYM") => w(2).as_deref() == Some("KEY"),
         Some("CREATE") | Some("DROP") => {
             let mut i = 1;
             if w(1).as_deref() == Some("OR") && w(2).as_deref() == Some("REPLACE") {
@@ -163,7 +173,17 @@ fn column_list(parser: &mut Parser<'_>) -> Result<Vec<String>, ParserError> {
 /// Parses a statement for which [`at_policy_statement`] returned true. `sql` is the whole text
 /// being parsed, from which the body is kept as written.
 pub(crate) fn parse(parser: &mut Parser<'_>, sql: &str) -> Result<PolicyStatement, ParserError> {
+    if word(parser, 0).as_deref() == Some("CREATE") && word(parser, 1).as_deref() == Some("PSEUDONYM") {
+        parser.next_token();
+        parser.next_token();
+        expect_word(parser, "KEY")?;
+        return Ok(PolicyStatement::CreateKey { name: name(parser)? });
+    }
     if parse_word(parser, "SHOW") {
+        if parse_word(parser, "PSEUDONYM") {
+            expect_word(parser, "KEYS")?;
+            return Ok(PolicyStatement::ShowKeys);
+        }
         expect_word(parser, "POLICIES")?;
         let table = if parser.parse_keyword(Keyword::ON) { Some(parser.parse_object_name(false)?) } else { None };
         return Ok(PolicyStatement::Show { table });

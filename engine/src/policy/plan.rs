@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
@@ -28,6 +29,9 @@ use kura_catalog::{PolicyEntry, PolicyKind, Snapshot};
 
 use super::table::{Applied, PolicedTable};
 use crate::dialect::KuraDialect;
+
+/// The key store policy bodies read pseudonym keys from.
+pub(crate) type Keys = Arc<crate::keys::WarehouseKeys>;
 use crate::{Error, Result};
 
 /// The alias of the raw table inside a policy plan.
@@ -114,8 +118,12 @@ fn select(items: Vec<(SqlExpr, String)>, from: Option<ObjectName>, selection: Op
 
 /// Plans `stmt` as the policy owner would (tables raw, the owner's rights), then analyses and
 /// simplifies it for the session user.
-async fn plan_as_definer(state: &SessionState, owner: &str, stmt: Statement) -> Result<LogicalPlan> {
+async fn plan_as_definer(state: &SessionState, keys: &Keys, owner: &str, stmt: Statement) -> Result<LogicalPlan> {
     let mut state = state.clone();
+    // SECURITY: keyed functions (pseudonymize, date_shift) exist only here, in policy bodies.
+    for udf in kura_udfs::keyed(keys.clone() as Arc<dyn kura_udfs::KeyRing>) {
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf)).map_err(Error::from_datafusion)?;
+    }
     // Unqualified names in a body mean the same whatever the querying session's search path.
     state.config_mut().options_mut().catalog.default_schema = crate::names::DEFAULT_SCHEMA.to_string();
     let planned = super::POLICY_DEFINER
@@ -145,9 +153,9 @@ fn simplify(plan: LogicalPlan) -> Result<LogicalPlan> {
 
 /// The value of a parameterless policy for the session user (projection: allowed?, aggregation:
 /// minimum group size). It must fold to a constant: a body that depends on data is refused.
-async fn decide(state: &SessionState, policy: &PolicyEntry, table: &str) -> Result<ScalarValue> {
+async fn decide(state: &SessionState, keys: &Keys, policy: &PolicyEntry, table: &str) -> Result<ScalarValue> {
     let body = bound_body(policy, &[]).map_err(|e| policy_error(&policy.name, table, e))?;
-    let plan = plan_as_definer(state, &policy.owner, select(vec![(body, "v".into())], None, None)?)
+    let plan = plan_as_definer(state, keys, &policy.owner, select(vec![(body, "v".into())], None, None)?)
         .await
         .map_err(|e| policy_error(&policy.name, table, e))?;
     if let LogicalPlan::Projection(p) = &plan
@@ -185,6 +193,7 @@ fn is_raw_column(expr: &Expr, name: &str, plan: &LogicalPlan) -> bool {
 /// travel suffix): `None` when every policy folds to the identity for the user.
 pub(crate) async fn policed_table(
     state: &SessionState,
+    keys: &Keys,
     snapshot: &Snapshot,
     schema: &str,
     table: &str,
@@ -204,7 +213,7 @@ pub(crate) async fn policed_table(
     let mut denied = Vec::new();
     for (column, name) in &policies.projections {
         let policy = lookup(name)?;
-        if decide(state, policy, &label).await? != ScalarValue::Boolean(Some(true)) {
+        if decide(state, keys, policy, &label).await? != ScalarValue::Boolean(Some(true)) {
             denied.push(column.clone());
             applied.push(Applied::Denied { column: column.clone(), policy: name.clone() });
         }
@@ -213,7 +222,7 @@ pub(crate) async fn policed_table(
     // Aggregation policy: a positive minimum group size restricts the user to aggregates.
     if let Some(agg) = &policies.aggregation {
         let policy = lookup(&agg.policy)?;
-        let k = match decide(state, policy, &label).await? {
+        let k = match decide(state, keys, policy, &label).await? {
             v if v.is_null() => 0,
             ScalarValue::Int8(Some(k)) => k as i64,
             ScalarValue::Int16(Some(k)) => k as i64,
@@ -270,7 +279,7 @@ pub(crate) async fn policed_table(
     let owner = owner.unwrap_or_default();
     let name = ObjectName(vec![ObjectNamePart::Identifier(quoted(schema)), ObjectNamePart::Identifier(quoted(raw_name))]);
     let all_policies = || policies.policy_names().collect::<Vec<_>>().join(", ");
-    let plan = plan_as_definer(state, &owner, select(items, Some(name), selection)?)
+    let plan = plan_as_definer(state, keys, &owner, select(items, Some(name), selection)?)
         .await
         .map_err(|e| policy_error(&all_policies(), &label, e))?;
 
@@ -299,7 +308,7 @@ pub(crate) async fn policed_table(
 
 /// Plans a new policy's body once, as it will run, so that a broken definition fails at CREATE:
 /// parameters become columns of a one-row relation of their declared types.
-pub(crate) async fn validate(state: &SessionState, policy: &PolicyEntry) -> Result<()> {
+pub(crate) async fn validate(state: &SessionState, keys: &Keys, policy: &PolicyEntry) -> Result<()> {
     let args: Vec<SqlExpr> = policy.params.iter().map(|p| raw_column(&p.name)).collect();
     let body = bound_body(policy, &args)?;
     let stmt = if policy.params.is_empty() {
@@ -337,7 +346,7 @@ pub(crate) async fn validate(state: &SessionState, policy: &PolicyEntry) -> Resu
         }
         outer
     };
-    let plan = plan_as_definer(state, &policy.owner, stmt).await?;
+    let plan = plan_as_definer(state, keys, &policy.owner, stmt).await?;
     let returned = plan.schema().field(0).data_type().clone();
     let expected = match policy.kind {
         PolicyKind::RowAccess | PolicyKind::Projection => Some(datafusion::arrow::datatypes::DataType::Boolean),

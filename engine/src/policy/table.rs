@@ -44,13 +44,26 @@ pub(crate) struct PolicedTable {
     plan: LogicalPlan,
     schema: SchemaRef,
     pub(crate) applied: Vec<Applied>,
+    /// Columns whose (mask) expression could fail: filters on them are not pushed below.
+    fallible_columns: std::collections::HashSet<String>,
 }
 
 impl PolicedTable {
     pub(crate) fn new(label: String, plan: LogicalPlan, applied: Vec<Applied>) -> Self {
         // Masked values may be NULL even where the raw column is NOT NULL.
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        Self { label, plan, schema, applied }
+        let fallible_columns = match &plan {
+            LogicalPlan::Projection(p) => p
+                .expr
+                .iter()
+                .zip(plan.schema().fields())
+                .filter(|(e, _)| !super::leakproof::is_leakproof(e, p.input.schema()))
+                .map(|(_, f)| f.name().clone())
+                .collect(),
+            // Not the shape policy::plan builds: push nothing down.
+            _ => plan.schema().fields().iter().map(|f| f.name().clone()).collect(),
+        };
+        Self { label, plan, schema, applied, fallible_columns }
     }
 
     /// The aggregation rule for this user, if the table has one.
@@ -86,11 +99,14 @@ impl TableProvider for PolicedTable {
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DFResult<Vec<TableProviderFilterPushDown>> {
         // SECURITY: only leak-proof predicates may run where hidden rows still exist; the rest
         // stay above PolicedScanExec and see visible, masked rows only.
+        // SECURITY: pushed down, a filter on a masked column carries the mask's expression
+        // below the row filters; a mask that can fail would then fail on hidden rows.
         let schema = self.plan.schema();
         Ok(filters
             .iter()
             .map(|f| {
-                if super::leakproof::is_leakproof(f, schema) {
+                let columns_safe = f.column_refs().iter().all(|c| !self.fallible_columns.contains(&c.name));
+                if columns_safe && super::leakproof::is_leakproof(f, schema) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Unsupported
