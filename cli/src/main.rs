@@ -233,29 +233,31 @@ fn random_password() -> String {
 /// Serves until SIGTERM or Ctrl-C.
 async fn serve(engine: std::sync::Arc<Engine>, config: kura_server::ServerConfig) -> Result<()> {
     let server = kura_server::Server::bind(engine, config).await?;
+    // Handlers first: a SIGTERM right after the address is announced must stop the server
+    // cleanly, not kill it.
+    let shutdown = shutdown_signal()?;
     eprintln!("Kura is serving on {} (stop with Ctrl-C).", server.local_addr()?);
-    server.run(shutdown_signal()).await;
+    server.run(shutdown).await;
     eprintln!("Kura stopped.");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and Ctrl-C handlers now and returns the future that waits for either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested");
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+    })
 }
 
 fn datagen(persons: u64, seed: u64, out: &std::path::Path) -> Result<()> {

@@ -26,7 +26,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, TableScan, lit,
+    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, TableScan, lit, when,
 };
 
 use super::table::PolicedTable;
@@ -180,9 +180,18 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
         Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggr_expr).map_err(Error::from_datafusion)?,
     );
     let predicate = checks.into_iter().reduce(Expr::and).expect("at least one entity");
-    let kept = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(grouped)).map_err(Error::from_datafusion)?);
-    // Back to the aggregate's own columns, hidden counts dropped.
-    let columns: Vec<Expr> = original.columns().into_iter().map(Expr::Column).collect();
+    let kept = LogicalPlan::Filter(Filter::try_new(predicate.clone(), Arc::new(grouped)).map_err(Error::from_datafusion)?);
+    // Back to the aggregate's own columns, hidden counts dropped. Each is NULL-able now (a
+    // suppressed scalar subquery is NULL, even where the aggregate was `count(*)`), which the
+    // CASE (true on every row the filter kept) says to the planner.
+    let columns = original
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::from((qualifier, field)));
+            Ok(when(predicate.clone(), column).end()?.alias_qualified(qualifier.cloned(), field.name()))
+        })
+        .collect::<datafusion::error::Result<Vec<Expr>>>()
+        .map_err(Error::from_datafusion)?;
     Ok(LogicalPlan::Projection(Projection::try_new(columns, Arc::new(kept)).map_err(Error::from_datafusion)?))
 }
 
