@@ -138,13 +138,23 @@ async fn run_counting(
         .map_err(|e| not_null_error(e, table, target.as_ref()))?;
     // SECURITY: the rows written may come through policies; their errors may quote raw values.
     let policed = crate::policy::reads_policed(&plan);
-    let batches = collect(physical, session.ctx.task_ctx()).await.map_err(|e| {
-        if policed { Error::withheld(e) } else { not_null_error(e, table, target.as_ref()) }
-    })?;
+    let batches =
+        collect(physical, session.ctx.task_ctx()).await.map_err(|e| write_error(e, policed, table, target.as_ref()))?;
     Ok(batches
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| if a.is_empty() { 0 } else { a.value(0) }))
         .unwrap_or(0))
+}
+
+/// The error of a write that failed while running: withheld when its rows came through policies
+/// (it may quote a raw value), else with NOT NULL violations named.
+fn write_error(
+    err: datafusion::error::DataFusionError,
+    policed: bool,
+    table: &str,
+    target: Option<&datafusion::arrow::datatypes::SchemaRef>,
+) -> Error {
+    if policed { Error::withheld(err) } else { not_null_error(err, table, target) }
 }
 
 /// DataFusion reports NOT NULL violations by column index; users want the column name.
@@ -198,9 +208,8 @@ pub(crate) async fn insert_into_table(
     let sink = provider.insert_into(&state, physical, InsertOp::Append).await.map_err(Error::from_datafusion)?;
     let target = provider.schema();
     let policed = crate::policy::reads_policed(&input);
-    let batches = collect(sink, session.ctx.task_ctx()).await.map_err(|e| {
-        if policed { Error::withheld(e) } else { not_null_error(e, display_name, Some(&target)) }
-    })?;
+    let batches =
+        collect(sink, session.ctx.task_ctx()).await.map_err(|e| write_error(e, policed, display_name, Some(&target)))?;
     after_write(&table).await;
     Ok(batches
         .first()

@@ -181,7 +181,7 @@ impl KuraSchemaProvider {
             _ => reference_name,
         };
         let policed =
-            crate::policy::plan::policed_table(&state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema())
+            crate::policy::plan::policed_table(state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema())
                 .await?;
         Ok(Some(match policed {
             Some(p) => Arc::new(p),

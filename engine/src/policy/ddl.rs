@@ -51,7 +51,7 @@ pub(crate) async fn execute(session: &Session, stmt: PolicyStatement) -> Result<
             if if_not_exists && snapshot.state.policies.contains_key(&name) {
                 return Ok(StatementOutput::command("CREATE POLICY"));
             }
-            super::plan::validate(&session.ctx.state(), &session.engine.keys, &entry).await.map_err(|e| match e {
+            super::plan::validate(session.ctx.state(), &session.engine.keys, &entry).await.map_err(|e| match e {
                 Error::Invalid(_) => e,
                 other => Error::Invalid(format!("the body of {kind} \"{name}\" does not plan: {other}")),
             })?;
@@ -109,10 +109,7 @@ pub(crate) async fn execute(session: &Session, stmt: PolicyStatement) -> Result<
         PolicyStatement::ShowKeys => {
             session.require_superuser("list pseudonym keys")?;
             let names = session.engine.keys.names().await?;
-            let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
-            let column: ArrayRef = Arc::new(StringArray::from_iter_values(names));
-            let batch = RecordBatch::try_new(schema.clone(), vec![column]).map_err(|e| Error::from_datafusion(e.into()))?;
-            Ok(StatementOutput::Rows(crate::constant::replay(vec![batch], schema)?))
+            text_rows(&["name"], names.into_iter().map(|n| vec![n]).collect())
         }
         PolicyStatement::Show { table } => {
             // SECURITY: policy definitions tell how data is protected; only administrators see them.
@@ -198,7 +195,7 @@ async fn check_attachment(session: &Session, qn: &QualifiedName, change: &Policy
 fn show(session: &Session, table: Option<&QualifiedName>) -> Result<StatementOutput> {
     let snapshot = session.snapshot();
     let state = &snapshot.state;
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let attachments = |policy: &str| -> Vec<String> {
         let mut out = Vec::new();
         for (s, schema) in &state.schemas {
@@ -237,7 +234,7 @@ fn show(session: &Session, table: Option<&QualifiedName>) -> Result<StatementOut
             continue;
         }
         let params: Vec<String> = policy.params.iter().map(|p| format!("{} {}", p.name, p.sql_type)).collect();
-        rows.push([
+        rows.push(vec![
             policy.name.clone(),
             policy.kind.sql().to_string(),
             format!("({}) RETURNS {}", params.join(", "), policy.returns),
@@ -247,7 +244,11 @@ fn show(session: &Session, table: Option<&QualifiedName>) -> Result<StatementOut
             policy.comment.clone(),
         ]);
     }
-    let names = ["name", "kind", "signature", "body", "attached_to", "owner", "comment"];
+    text_rows(&["name", "kind", "signature", "body", "attached_to", "owner", "comment"], rows)
+}
+
+/// A result of text columns `names`, one row per entry of `rows`.
+fn text_rows(names: &[&str], rows: Vec<Vec<String>>) -> Result<StatementOutput> {
     let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
     let columns: Vec<ArrayRef> = (0..names.len())
         .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)

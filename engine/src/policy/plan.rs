@@ -116,16 +116,21 @@ fn select(items: Vec<(SqlExpr, String)>, from: Option<ObjectName>, selection: Op
     Ok(stmt)
 }
 
-/// Plans `stmt` as the policy owner would (tables raw, the owner's rights), then analyses and
-/// simplifies it for the session user.
-async fn plan_as_definer(state: &SessionState, keys: &Keys, owner: &str, stmt: Statement) -> Result<LogicalPlan> {
-    let mut state = state.clone();
+/// The state policy bodies are planned with: the session's, plus the keyed functions, with
+/// unqualified names in the default schema. Made once per table, for all its bodies.
+fn definer_state(mut state: SessionState, keys: &Keys) -> Result<SessionState> {
     // SECURITY: keyed functions (pseudonymize, date_shift) exist only here, in policy bodies.
     for udf in kura_udfs::keyed(keys.clone() as Arc<dyn kura_udfs::KeyRing>) {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf)).map_err(Error::from_datafusion)?;
     }
     // Unqualified names in a body mean the same whatever the querying session's search path.
     state.config_mut().options_mut().catalog.default_schema = crate::names::DEFAULT_SCHEMA.to_string();
+    Ok(state)
+}
+
+/// Plans `stmt` as the policy owner would (tables raw, the owner's rights) with a
+/// [`definer_state`], then analyses and simplifies it for the session user.
+async fn plan_as_definer(state: &SessionState, owner: &str, stmt: Statement) -> Result<LogicalPlan> {
     let planned = super::POLICY_DEFINER
         .scope(
             owner.to_string(),
@@ -153,9 +158,9 @@ fn simplify(plan: LogicalPlan) -> Result<LogicalPlan> {
 
 /// The value of a parameterless policy for the session user (projection: allowed?, aggregation:
 /// minimum group size). It must fold to a constant: a body that depends on data is refused.
-async fn decide(state: &SessionState, keys: &Keys, policy: &PolicyEntry, table: &str) -> Result<ScalarValue> {
+async fn decide(state: &SessionState, policy: &PolicyEntry, table: &str) -> Result<ScalarValue> {
     let body = bound_body(policy, &[]).map_err(|e| policy_error(&policy.name, table, e))?;
-    let plan = plan_as_definer(state, keys, &policy.owner, select(vec![(body, "v".into())], None, None)?)
+    let plan = plan_as_definer(state, &policy.owner, select(vec![(body, "v".into())], None, None)?)
         .await
         .map_err(|e| policy_error(&policy.name, table, e))?;
     if let LogicalPlan::Projection(p) = &plan
@@ -192,7 +197,7 @@ fn is_raw_column(expr: &Expr, name: &str, plan: &LogicalPlan) -> bool {
 /// What `user` sees of table `schema.table` (read through `raw_name`, which may carry a time
 /// travel suffix): `None` when every policy folds to the identity for the user.
 pub(crate) async fn policed_table(
-    state: &SessionState,
+    state: SessionState,
     keys: &Keys,
     snapshot: &Snapshot,
     schema: &str,
@@ -207,13 +212,14 @@ pub(crate) async fn policed_table(
     }
     let label = format!("{schema}.{table}");
     let lookup = |name: &str| snapshot.state.policy(name).map_err(|e| policy_error(name, &label, e));
+    let state = &definer_state(state, keys)?;
     let mut applied = Vec::new();
 
     // Projection policies: a column the user may not use is not there at all.
     let mut denied = Vec::new();
     for (column, name) in &policies.projections {
         let policy = lookup(name)?;
-        if decide(state, keys, policy, &label).await? != ScalarValue::Boolean(Some(true)) {
+        if decide(state, policy, &label).await? != ScalarValue::Boolean(Some(true)) {
             denied.push(column.clone());
             applied.push(Applied::Denied { column: column.clone(), policy: name.clone() });
         }
@@ -222,7 +228,7 @@ pub(crate) async fn policed_table(
     // Aggregation policy: a positive minimum group size restricts the user to aggregates.
     if let Some(agg) = &policies.aggregation {
         let policy = lookup(&agg.policy)?;
-        let k = match decide(state, keys, policy, &label).await? {
+        let k = match decide(state, policy, &label).await? {
             v if v.is_null() => 0,
             ScalarValue::Int8(Some(k)) => k as i64,
             ScalarValue::Int16(Some(k)) => k as i64,
@@ -260,10 +266,8 @@ pub(crate) async fn policed_table(
         return Err(Error::PermissionDenied(format!("permission denied: no column of {label} is visible to this user")));
     }
     let mut selection: Option<SqlExpr> = None;
-    let mut owner = snapshot.state.schema(schema).ok().and_then(|s| s.tables.get(table)).map(|t| t.owner.clone());
     for rf in &policies.row_filters {
         let policy = lookup(&rf.policy)?;
-        owner = Some(policy.owner.clone());
         let args: Vec<SqlExpr> = rf.columns.iter().map(|c| raw_column(c)).collect();
         let body = bound_body(policy, &args).map_err(|e| policy_error(&rf.policy, &label, e))?;
         selection = Some(match selection {
@@ -271,15 +275,16 @@ pub(crate) async fn policed_table(
             Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(body) },
         });
     }
-    for mask in policies.masks.values() {
-        owner = Some(lookup(&mask.policy)?.owner.clone());
-    }
     // SECURITY: every policy is created by a superuser; its owner's rights read the tables its
-    // body names. Without any, the table's owner.
-    let owner = owner.unwrap_or_default();
+    // body names (the last mask's, else the last row filter's); without either, the table's owner.
+    let definer = policies.masks.values().last().map(|m| &m.policy).or(policies.row_filters.last().map(|r| &r.policy));
+    let owner = match definer {
+        Some(name) => lookup(name)?.owner.clone(),
+        None => entry.owner.clone(),
+    };
     let name = ObjectName(vec![ObjectNamePart::Identifier(quoted(schema)), ObjectNamePart::Identifier(quoted(raw_name))]);
     let all_policies = || policies.policy_names().collect::<Vec<_>>().join(", ");
-    let plan = plan_as_definer(state, keys, &owner, select(items, Some(name), selection)?)
+    let plan = plan_as_definer(state, &owner, select(items, Some(name), selection)?)
         .await
         .map_err(|e| policy_error(&all_policies(), &label, e))?;
 
@@ -308,7 +313,7 @@ pub(crate) async fn policed_table(
 
 /// Plans a new policy's body once, as it will run, so that a broken definition fails at CREATE:
 /// parameters become columns of a one-row relation of their declared types.
-pub(crate) async fn validate(state: &SessionState, keys: &Keys, policy: &PolicyEntry) -> Result<()> {
+pub(crate) async fn validate(state: SessionState, keys: &Keys, policy: &PolicyEntry) -> Result<()> {
     let args: Vec<SqlExpr> = policy.params.iter().map(|p| raw_column(&p.name)).collect();
     let body = bound_body(policy, &args)?;
     let stmt = if policy.params.is_empty() {
@@ -346,7 +351,7 @@ pub(crate) async fn validate(state: &SessionState, keys: &Keys, policy: &PolicyE
         }
         outer
     };
-    let plan = plan_as_definer(state, keys, &policy.owner, stmt).await?;
+    let plan = plan_as_definer(&definer_state(state, keys)?, &policy.owner, stmt).await?;
     let returned = plan.schema().field(0).data_type().clone();
     let expected = match policy.kind {
         PolicyKind::RowAccess | PolicyKind::Projection => Some(datafusion::arrow::datatypes::DataType::Boolean),
