@@ -56,7 +56,7 @@ fn batch(rng: &mut Rng, n: usize, schema: &Arc<Schema>) -> RecordBatch {
         xi.push(rng.below(10_000_000) as i64);
         id.push(format!("P{:08}", rng.below(300_000)));
         let p = rng.below(10_000_000);
-        postal.push(if p % 2 == 0 { format!("{:07}", p) } else { format!("{:03}-{:04}", p / 10_000, p % 10_000) });
+        postal.push(if p.is_multiple_of(2) { format!("{:07}", p) } else { format!("{:03}-{:04}", p / 10_000, p % 10_000) });
         icd.push(ICD[rng.below(ICD.len() as u64) as usize].to_string());
         name.push(KANA[rng.below(KANA.len() as u64) as usize].to_string());
         let (y, m, dd) = (2019 + rng.below(7), 1 + rng.below(12), 1 + rng.below(28));

@@ -82,14 +82,14 @@ fn number(s: &str, max: usize) -> Option<(u32, &str)> {
 
 /// Parses a Japanese era date (see [`WarekiToDate`]); `Ok(None)` for blank text.
 fn parse(text: &str, nfkc: &mut String) -> Result<Option<i32>, Invalid> {
-    nfkc.clear();
-    // NFKC: full-width letters and digits, and the era ligatures ㍾㍽㍼㍻㋿ (明治..令和).
-    if text.is_ascii() {
-        nfkc.extend(text.chars().filter(|c| !c.is_whitespace()));
+    let s = if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_whitespace()) {
+        text
     } else {
+        // NFKC: full-width letters and digits, and the era ligatures ㍾㍽㍼㍻㋿ (明治..令和).
+        nfkc.clear();
         nfkc.extend(text.nfkc().filter(|c| !c.is_whitespace()));
-    }
-    let s = nfkc.as_str();
+        nfkc.as_str()
+    };
     if s.is_empty() {
         return Ok(None);
     }
