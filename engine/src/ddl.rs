@@ -165,6 +165,28 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
     }
 }
 
+/// Whether `qn` names a table or view (its schema must exist).
+pub(crate) fn relation_exists(session: &Session, qn: &QualifiedName) -> Result<bool> {
+    let snapshot = session.engine.catalog().cached();
+    let schema = snapshot.state.schema(&qn.schema).map_err(Error::catalog)?;
+    Ok(schema.tables.contains_key(&qn.name) || schema.views.contains_key(&qn.name))
+}
+
+/// Creates the table `qn` holding `batches` (NULL-able columns, as from CREATE TABLE AS).
+pub(crate) async fn create_table_from_batches(
+    session: &Session,
+    qn: &QualifiedName,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> Result<u64> {
+    let declared = Schema::new(schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<Field>>());
+    let storage = storage_schema(&declared)?;
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(Error::from_datafusion)?;
+    let source = datafusion::datasource::provider_as_source(Arc::new(table));
+    let data = LogicalPlanBuilder::scan("__kura_rows", source, None)?.build()?;
+    Ok(register_table(session, qn, &storage, &[], Some(data)).await?.unwrap_or(0))
+}
+
 /// Creates an empty table with `schema` (already in storage types) and names it in the catalog.
 pub(crate) async fn create_table_from_schema(
     session: &Session,

@@ -29,6 +29,7 @@ mod ddl;
 mod dialect;
 mod dml;
 mod error;
+mod extract;
 mod keys;
 mod names;
 mod params;
@@ -45,10 +46,11 @@ pub use access::{AccessStatement, GrantTarget, RoleOptions};
 pub use copy::{CopyIn, CopyOut};
 pub use dialect::KuraDialect;
 pub use error::{Error, FilePosition, Result};
+pub use extract::{ExtractStatement, FileFormat, Generalisation};
 pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
 pub use params::bind_parameters;
-pub use policy::PolicyStatement;
+pub use policy::{ExplainPrivacy, PolicyStatement, PrivacyTarget};
 pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 
 /// Re-exports so that upper layers use the engine's versions.

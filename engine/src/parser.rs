@@ -29,6 +29,10 @@ pub enum StatementKind {
     Access(Box<crate::access::AccessStatement>),
     /// Policies: `CREATE/DROP ... POLICY`, attaching them with `ALTER TABLE`, `SHOW POLICIES`.
     Policy(Box<crate::policy::PolicyStatement>),
+    /// `CREATE EXTRACT`: a k-anonymous extract of a query.
+    Extract(Box<crate::extract::ExtractStatement>),
+    /// `EXPLAIN PRIVACY`: which policies a query or extract is subject to, and what they did.
+    ExplainPrivacy(Box<crate::policy::ExplainPrivacy>),
 }
 
 /// What `COPY` reads or writes.
@@ -88,7 +92,11 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
             ));
         }
         let start = next.span.start;
-        let kind = if crate::policy::at_policy_statement(&parser) {
+        let kind = if crate::extract::at_extract(&parser) {
+            StatementKind::Extract(Box::new(crate::extract::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::policy::explain::at_explain_privacy(&parser) {
+            StatementKind::ExplainPrivacy(Box::new(crate::policy::explain::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::policy::at_policy_statement(&parser) {
             StatementKind::Policy(Box::new(crate::policy::parse(&mut parser, sql).map_err(syntax_error)?))
         } else if crate::access::at_access_statement(&parser) {
             StatementKind::Access(Box::new(crate::access::parse(&mut parser).map_err(syntax_error)?))

@@ -345,6 +345,14 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::policy::execute(self, *policy).await
             }
+            StatementKind::Extract(extract) => {
+                self.pin_catalog().await?;
+                crate::extract::execute(self, *extract).await
+            }
+            StatementKind::ExplainPrivacy(explain) => {
+                self.pin_catalog().await?;
+                crate::policy::explain::execute(self, *explain).await
+            }
             StatementKind::Sql(sql) => {
                 let sql = crate::pg::rewrite_for_compatibility(&stmt.text, *sql);
                 // A constant query answered before (`SELECT 1`) needs neither catalog nor planner.
@@ -493,7 +501,13 @@ impl Session {
         stmt: &ParsedStatement,
         declared: &[Option<datafusion::arrow::datatypes::DataType>],
     ) -> Result<Described> {
-        let StatementKind::Sql(sql) = &stmt.kind else { return Ok(Described::default()) };
+        let sql = match &stmt.kind {
+            StatementKind::Sql(sql) => sql,
+            StatementKind::Extract(_) | StatementKind::ExplainPrivacy(_) => {
+                return Ok(Described { parameters: vec![], columns: Some(crate::extract::report_schema()) });
+            }
+            _ => return Ok(Described::default()),
+        };
         let mut sql = crate::pg::rewrite_for_compatibility(&stmt.text, (**sql).clone());
         crate::params::declare_parameter_types(&mut sql, declared);
         let returns_rows = matches!(

@@ -43,11 +43,22 @@ pub(crate) async fn source_plan(session: &Session, source: CopySource) -> Result
 
 pub(crate) async fn copy_to(session: &Session, source: CopySource, path: &str, options: &CopyOptions) -> Result<u64> {
     let plan = source_plan(session, source).await?;
+    let stream = session.stream_plan(plan).await?;
+    write_stream(session, stream, path, options).await
+}
+
+/// Writes `stream` to the file `path` (resolved against the session's base directory) in the
+/// format of `options`, through a temporary file renamed into place when complete.
+pub(crate) async fn write_stream(
+    session: &Session,
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    path: &str,
+    options: &CopyOptions,
+) -> Result<u64> {
     let full = session.resolve_path(path);
     let tmp = temp_path(&full);
     let file_err = |e: std::io::Error| Error::File { path: path.to_string(), source: e };
     let file = std::fs::File::create(&tmp).map_err(file_err)?;
-    let mut stream = session.stream_plan(plan).await?;
     let schema = stream.schema();
     let result: Result<u64> = async {
         let mut rows = 0u64;

@@ -22,8 +22,9 @@
 
 pub(crate) mod aggregate;
 mod ddl;
+pub(crate) mod explain;
 pub(crate) mod leakproof;
-mod parse;
+pub(crate) mod parse;
 pub(crate) mod plan;
 pub(crate) mod table;
 
@@ -37,6 +38,7 @@ use datafusion::logical_expr::{
 use kura_catalog::Snapshot;
 
 pub(crate) use ddl::execute;
+pub use explain::{ExplainPrivacy, PrivacyTarget};
 pub use parse::PolicyStatement;
 pub(crate) use parse::{at_policy_statement, parse};
 
@@ -121,25 +123,31 @@ impl ScalarUDFImpl for IsMember {
     }
 }
 
-/// Whether `plan` (subqueries and views included) reads a table through a policy.
-pub(crate) fn reads_policed(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+/// Calls `f` with every table scan of `plan` and its provider, subqueries included, and the
+/// scans inside the views it reads (a view's own scan comes first).
+pub(crate) fn for_each_scan(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    f: &mut dyn FnMut(&datafusion::logical_expr::TableScan, &Arc<dyn datafusion::catalog::TableProvider>),
+) {
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::LogicalPlan;
-    let mut found = false;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
         {
-            let inside_view = provider
-                .downcast_ref::<crate::provider::OpaqueView>()
-                .is_some_and(|v| reads_policed(v.0.logical_plan()));
-            if provider.is::<table::PolicedTable>() || inside_view {
-                found = true;
-                return Ok(TreeNodeRecursion::Stop);
+            f(scan, &provider);
+            if let Some(view) = provider.downcast_ref::<crate::provider::OpaqueView>() {
+                for_each_scan(view.0.logical_plan(), f);
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
+}
+
+/// Whether `plan` (subqueries and views included) reads a table through a policy.
+pub(crate) fn reads_policed(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    let mut found = false;
+    for_each_scan(plan, &mut |_, provider| found |= provider.is::<table::PolicedTable>());
     found
 }
 

@@ -77,7 +77,7 @@ pub enum PolicyStatement {
     },
 }
 
-fn word(parser: &Parser<'_>, n: usize) -> Option<String> {
+pub(crate) fn word(parser: &Parser<'_>, n: usize) -> Option<String> {
     match parser.peek_nth_token(n).token {
         Token::Word(w) => Some(w.value.to_ascii_uppercase()),
         _ => None,
@@ -122,14 +122,14 @@ pub(crate) fn at_policy_statement(parser: &Parser<'_>) -> bool {
     }
 }
 
-fn expect_word(parser: &mut Parser<'_>, expected: &str) -> Result<(), ParserError> {
+pub(crate) fn expect_word(parser: &mut Parser<'_>, expected: &str) -> Result<(), ParserError> {
     match parser.next_token().token {
         Token::Word(w) if w.value.eq_ignore_ascii_case(expected) => Ok(()),
         other => Err(ParserError::ParserError(format!("expected {expected}, found {other}"))),
     }
 }
 
-fn parse_word(parser: &mut Parser<'_>, expected: &str) -> bool {
+pub(crate) fn parse_word(parser: &mut Parser<'_>, expected: &str) -> bool {
     if word(parser, 0).as_deref() == Some(expected) {
         parser.next_token();
         true
