@@ -83,6 +83,18 @@ pub(crate) async fn after_write(table: &DeltaTable) {
 /// The catalog entry of a table that a statement writes to. Views and time-travel references
 /// are refused: history is read-only.
 pub(crate) async fn target_entry(session: &Session, qn: &QualifiedName) -> Result<TableEntry> {
+    let entry = writable_entry(session, qn)?;
+    if policed_provider(session, qn, &entry).await?.is_some() {
+        // SECURITY: a user who sees the table through policies (masked, filtered) cannot add
+        // or load rows into it, nor truncate it (that would remove rows the user cannot see).
+        return Err(Error::PermissionDenied(format!(
+            "permission denied: {qn} is protected by policies for this user and cannot be written through them by INSERT, COPY FROM or TRUNCATE"
+        )));
+    }
+    Ok(entry)
+}
+
+fn writable_entry(session: &Session, qn: &QualifiedName) -> Result<TableEntry> {
     if qn.name.contains('@') {
         return Err(Error::Invalid("an earlier version of a table is read-only".into()));
     }
@@ -90,19 +102,66 @@ pub(crate) async fn target_entry(session: &Session, qn: &QualifiedName) -> Resul
     if snapshot.state.view(&qn.schema, &qn.name).is_ok() {
         return Err(Error::Invalid(format!("cannot change view \"{qn}\"; change its tables instead")));
     }
-    let entry = snapshot.state.table(&qn.schema, &qn.name).cloned().map_err(Error::catalog)?;
-    if !entry.policies.is_empty() {
-        // SECURITY: a user who sees the table through policies (masked, filtered) cannot write
-        // it: the write would act on rows or values the user cannot see.
-        let reference = datafusion::common::TableReference::full(crate::names::CATALOG_NAME, qn.schema.clone(), qn.name.clone());
-        let provider = session.ctx.table_provider(reference).await.map_err(Error::from_datafusion)?;
-        if provider.is::<crate::policy::table::PolicedTable>() {
-            return Err(Error::PermissionDenied(format!(
-                "permission denied: {qn} is protected by policies for this user and cannot be written through them"
-            )));
+    snapshot.state.table(&qn.schema, &qn.name).cloned().map_err(Error::catalog)
+}
+
+/// The provider through which the session user sees `qn`, when it is not the raw table.
+async fn policed_provider(
+    session: &Session,
+    qn: &QualifiedName,
+    entry: &TableEntry,
+) -> Result<Option<Arc<dyn TableProvider>>> {
+    if entry.policies.is_empty() {
+        return Ok(None);
+    }
+    let reference = datafusion::common::TableReference::full(crate::names::CATALOG_NAME, qn.schema.clone(), qn.name.clone());
+    let provider = session.ctx.table_provider(reference).await.map_err(Error::from_datafusion)?;
+    Ok(provider.is::<crate::policy::table::PolicedTable>().then_some(provider))
+}
+
+/// For UPDATE and DELETE on `table` (opened at the version the write starts from): the guard
+/// of a user who sees it through policies, or None.
+async fn write_guard(
+    session: &Session,
+    qn: &QualifiedName,
+    entry: &TableEntry,
+    table: &DeltaTable,
+) -> Result<Option<crate::policy::write::WriteGuard>> {
+    // Resolved after `table` was opened, so the policy's raw scan reads that version or a later one.
+    let Some(provider) = policed_provider(session, qn, entry).await? else { return Ok(None) };
+    let policed = provider.downcast_ref::<crate::policy::table::PolicedTable>().expect("checked by policed_provider");
+    let mut params: Vec<String> = Vec::new();
+    for rf in &entry.policies.row_filters {
+        for c in &rf.columns {
+            if !params.contains(c) {
+                params.push(c.clone());
+            }
         }
     }
-    Ok(entry)
+    let raw = table.snapshot()?.snapshot().arrow_schema();
+    let guard = crate::policy::write::guard(session, policed, &raw, &params).await?;
+    // SECURITY: the rows hidden from the user were computed on the newest version; it must be
+    // the one the write starts from.
+    let latest = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    if latest.version() != table.version() {
+        return Err(Error::SerializationFailure(format!(
+            "{qn} changed while the rows this user may write were determined; retry the statement"
+        )));
+    }
+    Ok(Some(guard))
+}
+
+/// The columns of `table` by bare name, as delta-rs evaluates expressions over them.
+fn bare_schema(table: &DeltaTable) -> Result<DFSchema> {
+    let arrow_schema = table.snapshot()?.snapshot().arrow_schema();
+    DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(Error::from_datafusion)
+}
+
+/// Types an expression over the bare columns of `table` as delta-rs will evaluate it.
+fn coerce(table: &DeltaTable, expr: Expr) -> Result<Expr> {
+    let df_schema = bare_schema(table)?;
+    let mut coercion = TypeCoercionRewriter::new(&df_schema);
+    Ok(expr.rewrite(&mut coercion).map_err(Error::from_datafusion)?.data)
 }
 
 /// Names the input columns of an INSERT after the target's, so that errors name table columns
@@ -303,14 +362,19 @@ async fn delete_rows(session: &Session, delete: Delete) -> Result<StatementOutpu
     };
     let (name, qualifier) = single_table(from)?;
     let qn = qualified(&name)?;
-    let entry = target_entry(session, &qn).await?;
+    let entry = writable_entry(session, &qn)?;
     session.require_relation(Privilege::Delete, &qn.schema, &qn.name)?;
     if delete.selection.is_some() {
         // As in PostgreSQL, a WHERE clause reads the table.
         session.require_relation(Privilege::Select, &qn.schema, &qn.name)?;
     }
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    let guard = write_guard(session, &qn, &entry, &table).await?;
     let predicate = delete.selection.map(|e| plan_expr(session, &table, &qualifier, e)).transpose()?;
+    let predicate = match &guard {
+        Some(guard) => Some(coerce(&table, guard.predicate(predicate, &bare_schema(&table)?)?)?),
+        None => predicate,
+    };
     let mut builder = table
         .clone()
         .delete()
@@ -335,12 +399,13 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
     }
     let (name, qualifier) = single_table(std::slice::from_ref(&update.table))?;
     let qn = qualified(&name)?;
-    let entry = target_entry(session, &qn).await?;
+    let entry = writable_entry(session, &qn)?;
     session.require_relation(Privilege::Update, &qn.schema, &qn.name)?;
     // SET expressions and WHERE read the table (PostgreSQL asks for SELECT when they do; Kura
     // always does, since an UPDATE's row count alone reveals what matched).
     session.require_relation(Privilege::Select, &qn.schema, &qn.name)?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    let guard = write_guard(session, &qn, &entry, &table).await?;
     let schema = table.snapshot()?.snapshot().arrow_schema();
     let mut not_null_checks = Vec::new();
     let mut builder = table
@@ -363,6 +428,9 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
             return Err(Error::Unsupported(format!("UPDATE of partition column \"{column}\"")));
         }
         let value = plan_expr(session, &table, &qualifier, assignment.value)?;
+        if let Some(guard) = &guard {
+            guard.check_assignment(&column, &value, &bare_schema(&table)?)?;
+        }
         let value = cast(value, field.data_type().clone());
         if !field.is_nullable() {
             not_null_checks.push((column.clone(), value.clone()));
@@ -370,6 +438,10 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
         builder = builder.with_update(column.as_str(), value);
     }
     let predicate = update.selection.map(|sel| plan_expr(session, &table, &qualifier, sel)).transpose()?;
+    let predicate = match &guard {
+        Some(guard) => Some(coerce(&table, guard.predicate(predicate, &bare_schema(&table)?)?)?),
+        None => predicate,
+    };
     // Check NOT NULL before writing: delta-rs would refuse too, but its error previews row values.
     for (column, value) in not_null_checks {
         let nulls = match &predicate {

@@ -46,6 +46,9 @@ pub enum Error {
     /// A schema, table or view already exists.
     #[error("{0}")]
     DuplicateObject(String),
+    /// The statement raced with another writer and must be retried.
+    #[error("{0}")]
+    SerializationFailure(String),
     /// A value does not fit its column (type, NOT NULL, encoding) while loading or writing.
     #[error("{message} ({position})")]
     BadInput {
@@ -133,6 +136,7 @@ impl Error {
             }
             Error::UndefinedObject(m) => Error::UndefinedObject(m.clone()),
             Error::DuplicateObject(m) => Error::DuplicateObject(m.clone()),
+            Error::SerializationFailure(m) => Error::SerializationFailure(m.clone()),
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
             Error::Withheld { sqlstate, what } => Error::Withheld { sqlstate, what },
@@ -166,6 +170,7 @@ impl Error {
             }
             Error::BadInput { .. } => "22P04",
             Error::NotNullViolation { .. } => "23502",
+            Error::SerializationFailure(_) => "40001",
             Error::PermissionDenied(_) => "42501",
             Error::Unsupported(_) => "0A000",
             Error::Invalid(_) => "22023",

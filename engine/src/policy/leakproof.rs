@@ -136,7 +136,13 @@ fn infallible_cast(from: &DataType, to: &DataType) -> bool {
         | (UInt16, Int32 | Int64 | UInt32 | UInt64 | Float32 | Float64)
         | (UInt32, Int64 | UInt64 | Float64)
         | (Float32, Float64)
-        | (Date32, Date64) => true,
+        | (Date32, Date64)
+        | (Timestamp(..), Date32 | Date64) => true,
+        // Dates to timestamps (how `date_trunc('month', d)` reads a date): arrow multiplies
+        // without a check, so a date beyond the timestamp range (after 2262 in nanoseconds)
+        // wraps in release builds rather than failing. Debug builds' overflow checks would
+        // panic instead; they are not what Kura ships.
+        (Date32 | Date64, Timestamp(..)) => true,
         (Dictionary(_, v), t) => infallible_cast(v, t),
         _ => false,
     }

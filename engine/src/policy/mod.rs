@@ -17,8 +17,9 @@
 //!   a view never launders a policy. Subqueries in a body read tables with the policy owner's
 //!   rights and without policies of their own (as PostgreSQL's SECURITY DEFINER functions).
 //! - Fail closed: a policy that cannot be parsed, planned or decided makes the query fail.
-//! - Writes (INSERT, UPDATE, DELETE, COPY FROM) by a user whose policies on the target are not
-//!   the identity are refused: a masked or filtered view of a table cannot be written back.
+//! - UPDATE and DELETE by a user whose policies on the target are not the identity touch only the
+//!   rows the user sees and read masked columns as masked ([`write`]); INSERT, TRUNCATE and COPY
+//!   FROM into such a table, and any write by a user restricted to aggregates, are refused.
 
 pub(crate) mod aggregate;
 mod ddl;
@@ -27,6 +28,7 @@ pub(crate) mod leakproof;
 pub(crate) mod parse;
 pub(crate) mod plan;
 pub(crate) mod table;
+pub(crate) mod write;
 
 use std::sync::Arc;
 

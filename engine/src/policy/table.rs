@@ -66,6 +66,11 @@ impl PolicedTable {
         Self { label, plan, schema, applied, fallible_columns }
     }
 
+    /// The plan of what the user sees: `Projection(masks) <- Filter(row filters) <- raw scan`.
+    pub(crate) fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
     /// The aggregation rule for this user, if the table has one.
     pub(crate) fn aggregation(&self) -> Option<(u64, &[String], &str)> {
         self.applied.iter().find_map(|a| match a {
