@@ -46,6 +46,14 @@ pub enum Error {
     /// A schema, table or view already exists.
     #[error("{0}")]
     DuplicateObject(String),
+    /// A copy of another error: its message and SQLSTATE.
+    #[error("{message}")]
+    Reported {
+        /// The original error's SQLSTATE.
+        sqlstate: &'static str,
+        /// The original error's message.
+        message: String,
+    },
     /// The statement raced with another writer and must be retried.
     #[error("{0}")]
     SerializationFailure(String),
@@ -123,7 +131,7 @@ impl Error {
     }
 
     /// A copy of errors that carry plain data; others become their message.
-    fn clone_shallow(&self) -> Self {
+    pub(crate) fn clone_shallow(&self) -> Self {
         match self {
             Error::BadInput { message, position } => {
                 Error::BadInput { message: message.clone(), position: position.clone() }
@@ -140,7 +148,8 @@ impl Error {
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
             Error::Withheld { sqlstate, what } => Error::Withheld { sqlstate, what },
-            other => Error::Invalid(other.to_string()),
+            Error::Reported { sqlstate, message } => Error::Reported { sqlstate, message: message.clone() },
+            other => Error::Reported { sqlstate: other.sqlstate(), message: other.to_string() },
         }
     }
 
@@ -171,6 +180,7 @@ impl Error {
             Error::BadInput { .. } => "22P04",
             Error::NotNullViolation { .. } => "23502",
             Error::SerializationFailure(_) => "40001",
+            Error::Reported { sqlstate, .. } => sqlstate,
             Error::PermissionDenied(_) => "42501",
             Error::Unsupported(_) => "0A000",
             Error::Invalid(_) => "22023",

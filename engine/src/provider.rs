@@ -275,7 +275,14 @@ impl SchemaProvider for KuraSchemaProvider {
             }
             None => match self.open_table(name, TableVersionSpec::Latest, name.to_string()).await? {
                 Some(p) => Some(p),
-                None => self.open_view(name).await?,
+                None => match self.open_view(name).await {
+                    Ok(view) => view,
+                    // A view that does not plan for this user (it names a column a projection
+                    // policy hides from them) still exists: catalog listings show it, without
+                    // columns, and every query that reads it fails as planning it did.
+                    Err(e) if !crate::policy::planning_policy() => Some(Arc::new(BrokenView(e)) as Arc<dyn TableProvider>),
+                    Err(e) => return Err(e.into()),
+                },
             },
         };
         if let Some(p) = &provider {
@@ -330,6 +337,32 @@ impl TableProvider for OpaqueView {
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         self.0.scan(state, projection, &[], limit).await
+    }
+}
+
+/// A view that does not plan for the session user: no columns, and reading it fails with the
+/// error planning it gave.
+#[derive(Debug)]
+pub(crate) struct BrokenView(Error);
+
+#[async_trait]
+impl TableProvider for BrokenView {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        Arc::new(datafusion::arrow::datatypes::Schema::empty())
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Err(self.0.clone_shallow().into())
     }
 }
 
