@@ -534,7 +534,7 @@ async fn policies_hold_against_every_attack() {
 }
 
 #[tokio::test]
-#[ignore = "open defect (no leak): a suppressed scalar subquery errors over the wire (the cases made with `defect()`)"]
+#[ignore = "for cases made with `bypass()` or `defect()` (known and open); none is open today, so it passes"]
 async fn known_bypasses_are_closed() {
     let server = start().await;
     let (_, still_open, _, open) = run_suite(&server).await;
@@ -573,6 +573,7 @@ fn bypass(
 }
 
 /// An open defect that leaks nothing but gives a wrong result (`expect` is the correct one).
+#[allow(dead_code)] // for the next defect this suite finds
 fn defect(class: &'static str, name: &'static str, who: Who, sql: &'static str, expect: Expect, what: &'static str) -> Case {
     Case { class, name, who, sql, via: Via::Simple, expect, open: Some(what) }
 }
@@ -1132,11 +1133,8 @@ fn cases() -> Vec<Case> {
         case("agg-nested", "a LATERAL per-code count for one person", M,
             "SELECT i.code, x.n FROM clinic.icd i, LATERAL (SELECT count(*) AS n FROM clinic.claims c WHERE c.icd10 = i.code AND c.research_id = 'P1') x ORDER BY 1", Simple,
             Rows("E11|NULL\nI10|NULL")),
-        defect("agg-nested", "a suppressed scalar subquery is NULL", M,
-            "SELECT (SELECT count(*) FROM clinic.claims WHERE research_id = 'P1')",
-            Rows("NULL"),
-            "DEFECT (no leak): over the wire the suppressed scalar subquery still fails with a withheld 'data exception' \
-             instead of giving NULL (in-process it is NULL since the suppressed columns became NULL-able; see policies.slt)"),
+        case("agg-nested", "a suppressed scalar subquery is NULL", M,
+            "SELECT (SELECT count(*) FROM clinic.claims WHERE research_id = 'P1')", Simple, Rows("NULL")),
         case("agg-nested", "a filter against an aggregated subquery", M,
             "SELECT count(*) FROM clinic.claims WHERE points > (SELECT avg(points) FROM clinic.claims)", Simple, Rows("30")),
         case("agg-nested", "UNION ALL of a large and a narrowed aggregate", M,
