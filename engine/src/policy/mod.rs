@@ -22,6 +22,7 @@
 
 pub(crate) mod aggregate;
 mod ddl;
+pub(crate) mod differencing;
 pub(crate) mod leakproof;
 mod parse;
 pub(crate) mod plan;
