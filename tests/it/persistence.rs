@@ -91,7 +91,8 @@ async fn differencing_history_survives_restart() {
         assert_eq!(column(&muni, "SELECT count(*) FROM claims WHERE ward = 'A'").await, ["6"]);
         assert!(column(&muni, narrowed).await.is_empty(), "one person away: suppressed");
     }
-    assert!(dir.path().join("wh/_kura/history/muni").is_dir(), "the history is under the warehouse");
+    let stored = dir.path().join("wh/_kura/history/muni");
+    assert!(stored.is_dir(), "the history is under the warehouse: {:?}", std::fs::read_dir(dir.path().join("wh/_kura")).map(|d| d.map(|e| e.map(|e| e.path())).collect::<Vec<_>>()));
     let engine = kura_engine::Engine::open(&location).await.unwrap();
     let muni = engine.login_session("muni").await.unwrap();
     assert!(column(&muni, narrowed).await.is_empty(), "still suppressed after the restart");

@@ -53,7 +53,8 @@ use crate::{Error, Result};
 /// an administrator archives `_kura/history/<user>/`.
 pub(crate) const MAX_HASHES: usize = 50_000_000;
 
-const HISTORY_DIR: &str = "_kura/history";
+/// Under the warehouse: `_kura/history/<user>/<seq>.bin`.
+const HISTORY_DIR: [&str; 2] = ["_kura", "history"];
 const MAGIC: &[u8; 8] = b"KURAHIS1";
 
 /// The hash of one entity key value: strings by their UTF-8 bytes, integers by their decimal
@@ -291,7 +292,7 @@ fn history_error(user: &str, what: impl std::fmt::Display) -> Error {
 
 impl UserHistory {
     fn dir(&self) -> Path {
-        Path::from_iter([HISTORY_DIR, self.user.as_str()])
+        Path::from_iter(HISTORY_DIR.into_iter().chain([self.user.as_str()]))
     }
 
     /// Decides every group (None: failed its size check) in order, each against the history and
@@ -299,7 +300,7 @@ impl UserHistory {
     fn release(&self, groups: Vec<Option<Vec<(Vec<u64>, u64)>>>) -> Result<Vec<bool>> {
         let mut guard = self.state.lock();
         if guard.is_none() {
-            *guard = Some(blocking(self.load())?);
+            *guard = Some(blocking(self.load())??);
         }
         let state = guard.as_mut().expect("loaded above");
         let mut out = Vec::with_capacity(groups.len());
@@ -328,7 +329,7 @@ impl UserHistory {
         }
         if !added.is_empty() {
             let seq = state.next_seq;
-            let path = self.dir().child(format!("{seq:020}.bin"));
+            let path = Path::from_iter(HISTORY_DIR.into_iter().chain([self.user.as_str(), &format!("{seq:020}.bin")]));
             let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
             let payload = PutPayload::from(Bytes::from(serialise(&added)));
             let store = self.store.clone();
