@@ -28,6 +28,8 @@ pub struct Engine {
     options: EngineOptions,
     /// Pseudonym keys (see `keys.rs`); only policy bodies use them.
     pub(crate) keys: Arc<crate::keys::WarehouseKeys>,
+    /// Groups released to aggregate-only users, for the differencing check.
+    pub(crate) histories: Arc<crate::policy::differencing::Histories>,
 }
 
 /// Limits and resources for the queries an engine runs.
@@ -59,7 +61,8 @@ impl Engine {
         }
         let keys = Arc::new(crate::keys::WarehouseKeys::new(warehouse.store()));
         keys.preload().await?;
-        Ok(Arc::new(Self { warehouse, catalog, options, keys }))
+        let histories = Arc::new(crate::policy::differencing::Histories::new(warehouse.store()));
+        Ok(Arc::new(Self { warehouse, catalog, options, keys, histories }))
     }
 
     /// The warehouse location.

@@ -14,8 +14,12 @@
 //!   arguments must be plain columns of the tables (no `CASE WHEN research_id = ...`, no
 //!   `FILTER (WHERE ...)`), so a value cannot be computed for one person inside a large group.
 //!
-//! Limits (documented in the README): group-size suppression does not stop differencing across
-//! queries (two large groups whose difference is one person), nor outliers dominating a sum.
+//! - Each group that passes the size check must also pass the differencing check
+//!   ([`super::differencing`]): its persons, compared with the groups this user was given before,
+//!   must not isolate fewer than k persons by subtraction. It is the filter's predicate.
+//!
+//! Limits (documented in the README): the differencing check's (see its module), and outliers
+//! dominating a sum.
 
 use std::sync::Arc;
 
@@ -29,6 +33,7 @@ use datafusion::logical_expr::{
     Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, TableScan, lit, when,
 };
 
+use super::differencing::{DifferencingCheck, EntityHashes, UserHistory};
 use super::table::PolicedTable;
 use crate::{Error, Result};
 
@@ -94,10 +99,10 @@ fn protected(plan: &LogicalPlan) -> bool {
 
 /// A scan of a view over protected tables: the view's own plan must stand as a result (an
 /// aggregate), checked as such; its scan then reads the checked plan.
-fn police_view(mut scan: TableScan) -> Result<LogicalPlan> {
+fn police_view(mut scan: TableScan, history: &Arc<UserHistory>) -> Result<LogicalPlan> {
     let provider = view_of(&scan).expect("called for views");
     let view = provider.downcast_ref::<crate::provider::OpaqueView>().expect("checked by view_of");
-    let checked = above(view.0.logical_plan().clone())?;
+    let checked = above(view.0.logical_plan().clone(), history)?;
     let definition = view.0.get_table_definition().map(str::to_string);
     let replaced = crate::provider::OpaqueView(datafusion::datasource::ViewTable::new(checked, definition));
     scan.source = datafusion::datasource::provider_as_source(Arc::new(replaced));
@@ -106,24 +111,24 @@ fn police_view(mut scan: TableScan) -> Result<LogicalPlan> {
 
 /// Applies the aggregation policies of the tables `plan` reads; a plan that reads none is
 /// returned as it is.
-pub(crate) fn enforce(plan: LogicalPlan) -> Result<LogicalPlan> {
+pub(crate) fn enforce(plan: LogicalPlan, history: &Arc<UserHistory>) -> Result<LogicalPlan> {
     if !protected(&plan) {
         return Ok(plan);
     }
-    above(plan)
+    above(plan, history)
 }
 
 /// A node at or above the aggregates: row-level access to protected tables is refused here.
-fn above(plan: LogicalPlan) -> Result<LogicalPlan> {
+fn above(plan: LogicalPlan, history: &Arc<UserHistory>) -> Result<LogicalPlan> {
     if !protected(&plan) {
         return Ok(plan);
     }
     match plan {
-        LogicalPlan::Aggregate(aggregate) => enforce_aggregate(aggregate),
+        LogicalPlan::Aggregate(aggregate) => enforce_aggregate(aggregate, history),
         // SECURITY: EXPLAIN ANALYZE counts the rows of every operator, those below the
         // group-size check included.
         LogicalPlan::Analyze(_) => Err(refused("EXPLAIN ANALYZE shows row counts below the group-size check; use EXPLAIN")),
-        LogicalPlan::TableScan(scan) if view_of(&scan).is_some() => police_view(scan),
+        LogicalPlan::TableScan(scan) if view_of(&scan).is_some() => police_view(scan, history),
         LogicalPlan::TableScan(scan) => {
             let (_, _, label) = aggregation_of(&scan).unwrap_or_default();
             Err(refused(format!(
@@ -131,15 +136,15 @@ fn above(plan: LogicalPlan) -> Result<LogicalPlan> {
             )))
         }
         LogicalPlan::Subquery(mut sq) => {
-            sq.subquery = Arc::new(above(Arc::unwrap_or_clone(sq.subquery))?);
+            sq.subquery = Arc::new(above(Arc::unwrap_or_clone(sq.subquery), history)?);
             Ok(LogicalPlan::Subquery(sq))
         }
         other => {
             let other = other
-                .map_subqueries(|sq| Ok(Transformed::yes(above(sq)?)))
+                .map_subqueries(|sq| Ok(Transformed::yes(above(sq, history)?)))
                 .map_err(Error::from_datafusion)?
                 .data;
-            Ok(other.map_children(|child| Ok(Transformed::yes(above(child)?))).map_err(Error::from_datafusion)?.data)
+            Ok(other.map_children(|child| Ok(Transformed::yes(above(child, history)?))).map_err(Error::from_datafusion)?.data)
         }
     }
 }
@@ -152,13 +157,13 @@ struct Entity {
 }
 
 /// Suppresses the groups of `aggregate` that stand for fewer than `k` entities.
-fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
+fn enforce_aggregate(aggregate: Aggregate, history: &Arc<UserHistory>) -> Result<LogicalPlan> {
     for expr in &aggregate.aggr_expr {
         check_aggregate_expr(expr, &aggregate.input)?;
     }
     check_cannot_fail(&aggregate.group_expr, aggregate.input.schema())?;
     let original = aggregate.schema.clone();
-    let (input, entities) = thread(Arc::unwrap_or_clone(aggregate.input))?;
+    let (input, entities) = thread(Arc::unwrap_or_clone(aggregate.input), history)?;
     if entities.is_empty() {
         // Everything protected below was aggregated (and suppressed) by a lower aggregate.
         let rebuilt = Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggregate.aggr_expr)
@@ -167,6 +172,7 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
     }
     let mut aggr_expr = aggregate.aggr_expr.clone();
     let mut checks = Vec::new();
+    let mut members = Vec::new();
     for (i, entity) in entities.iter().enumerate() {
         let name = format!("__kura_entities_{i}");
         let counted = match &entity.column {
@@ -175,12 +181,26 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
         };
         aggr_expr.push(counted.alias(&name));
         checks.push(Expr::Column(Column::new_unqualified(name)).gt_eq(lit(entity.k as i64)));
+        // Rows without an entity key are counted, not identified: no set to compare.
+        if let Some(c) = &entity.column {
+            let name = format!("__kura_members_{i}");
+            aggr_expr.push(EntityHashes::call(Expr::Column(c.clone())).alias(&name));
+            members.push((Expr::Column(Column::new_unqualified(name)), entity.k));
+        }
     }
     let grouped = LogicalPlan::Aggregate(
         Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggr_expr).map_err(Error::from_datafusion)?,
     );
     let predicate = checks.into_iter().reduce(Expr::and).expect("at least one entity");
-    let kept = LogicalPlan::Filter(Filter::try_new(predicate.clone(), Arc::new(grouped)).map_err(Error::from_datafusion)?);
+    // SECURITY: the differencing check sees every group that passes its size check and keeps
+    // those whose persons are not too close to groups this user was given before (it records
+    // them). It is the filter's only predicate, so it runs exactly once per group.
+    let kept_if = if members.is_empty() {
+        predicate.clone()
+    } else {
+        DifferencingCheck::call(history.clone(), predicate.clone(), members)
+    };
+    let kept = LogicalPlan::Filter(Filter::try_new(kept_if, Arc::new(grouped)).map_err(Error::from_datafusion)?);
     // Back to the aggregate's own columns, hidden counts dropped. Each is NULL-able now (a
     // suppressed scalar subquery is NULL, even where the aggregate was `count(*)`), which the
     // CASE (true on every row the filter kept) says to the planner.
@@ -195,16 +215,19 @@ fn enforce_aggregate(aggregate: Aggregate) -> Result<LogicalPlan> {
     Ok(LogicalPlan::Projection(Projection::try_new(columns, Arc::new(kept)).map_err(Error::from_datafusion)?))
 }
 
-/// The group-size check `predicate` without its side effects (volatile functions, such as the
-/// check that records released groups, read as true): for figures that must not count as a
-/// release.
+/// The group-size check `predicate` without its side effects: the differencing check (which
+/// records released groups) reads as its size condition, other volatile functions as true. For
+/// figures that must not count as a release.
 pub(crate) fn without_side_effects(predicate: Expr) -> Result<Expr> {
     Ok(predicate
-        .transform(|e| match &e {
+        .transform(|e| match e {
+            Expr::ScalarFunction(mut f) if f.func.name() == "kura_differencing_check" && !f.args.is_empty() => {
+                Ok(Transformed::yes(f.args.swap_remove(0)))
+            }
             Expr::ScalarFunction(f) if f.func.signature().volatility == datafusion::logical_expr::Volatility::Volatile => {
                 Ok(Transformed::yes(lit(true)))
             }
-            _ => Ok(Transformed::no(e)),
+            other => Ok(Transformed::no(other)),
         })
         .map_err(Error::from_datafusion)?
         .data)
@@ -332,16 +355,16 @@ fn traces_to_table(column: &Column, plan: &LogicalPlan) -> bool {
 
 /// Rewrites the plan below an aggregate so that each protected table's entity column reaches
 /// the aggregate, and returns those columns.
-fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
+fn thread(plan: LogicalPlan, history: &Arc<UserHistory>) -> Result<(LogicalPlan, Vec<Entity>)> {
     if !protected(&plan) {
         return Ok((plan, vec![]));
     }
     // SECURITY: subqueries in this node's expressions are results of their own: row-level ones
     // over protected tables are refused, aggregated ones are suppressed on their own.
-    let plan = plan.map_subqueries(|sq| Ok(Transformed::yes(above(sq)?))).map_err(Error::from_datafusion)?.data;
+    let plan = plan.map_subqueries(|sq| Ok(Transformed::yes(above(sq, history)?))).map_err(Error::from_datafusion)?.data;
     match plan {
         // A view over protected tables is a result of its own (an aggregate, or refused).
-        LogicalPlan::TableScan(scan) if view_of(&scan).is_some() => Ok((police_view(scan)?, vec![])),
+        LogicalPlan::TableScan(scan) if view_of(&scan).is_some() => Ok((police_view(scan, history)?, vec![])),
         LogicalPlan::TableScan(scan) => {
             let Some((k, key, label)) = aggregation_of(&scan) else { return Ok((LogicalPlan::TableScan(scan), vec![])) };
             let column = match key {
@@ -358,10 +381,10 @@ fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
             };
             Ok((LogicalPlan::TableScan(scan), vec![Entity { column, k }]))
         }
-        LogicalPlan::Aggregate(aggregate) => Ok((enforce_aggregate(aggregate)?, vec![])),
+        LogicalPlan::Aggregate(aggregate) => Ok((enforce_aggregate(aggregate, history)?, vec![])),
         LogicalPlan::Projection(p) => {
             check_cannot_fail(&p.expr, p.input.schema())?;
-            let (input, entities) = thread(Arc::unwrap_or_clone(p.input))?;
+            let (input, entities) = thread(Arc::unwrap_or_clone(p.input), history)?;
             let mut exprs = p.expr;
             for e in &entities {
                 if let Some(c) = &e.column
@@ -374,7 +397,7 @@ fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
             Ok((LogicalPlan::Projection(projection), entities))
         }
         LogicalPlan::SubqueryAlias(sa) => {
-            let (input, entities) = thread(Arc::unwrap_or_clone(sa.input))?;
+            let (input, entities) = thread(Arc::unwrap_or_clone(sa.input), history)?;
             let input_schema = input.schema().clone();
             let alias: TableReference = sa.alias.clone();
             let rebuilt = SubqueryAlias::try_new(Arc::new(input), alias).map_err(Error::from_datafusion)?;
@@ -402,7 +425,7 @@ fn thread(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<Entity>)> {
             check_cannot_fail(&exprs, &input_schema(&node))?;
             let mut inputs = Vec::new();
             for child in node.inputs() {
-                let (child, found) = thread(child.clone())?;
+                let (child, found) = thread(child.clone(), history)?;
                 entities.extend(found);
                 inputs.push(child);
             }

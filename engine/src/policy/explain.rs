@@ -4,7 +4,9 @@
 //! filtered, columns denied, the aggregation threshold), whether the query is allowed, and:
 //! - for a query: with figures where they cannot tell anything the user could not learn by
 //!   running it: rows returned, or, for an aggregate-only user and only to a superuser, groups
-//!   formed, released and suppressed and the smallest released group (k reached);
+//!   formed, of at least k and below k, and the smallest group of at least k (k reached). These
+//!   figures do not run the differencing check (explaining is not releasing), which may
+//!   suppress more when the user runs the query;
 //! - for an extract: the anonymisation report (k and l reached, rows suppressed, the level of
 //!   each quasi-identifier, information loss), computed without writing anything.
 //!
@@ -209,8 +211,8 @@ async fn group_figures(session: &Session, plan: &LogicalPlan, lines: &mut Vec<(S
         let (formed, released) = (values[0].unwrap_or(0), values[1].unwrap_or(0));
         let label = if i == 0 { String::new() } else { format!(" (aggregate {})", i + 1) };
         lines.push((format!("groups formed{label}"), formed.to_string()));
-        lines.push((format!("groups released{label}"), released.to_string()));
-        lines.push((format!("groups suppressed{label}"), (formed - released).to_string()));
+        lines.push((format!("groups of at least k{label}"), released.to_string()));
+        lines.push((format!("groups below k{label}"), (formed - released).to_string()));
         // k reached: the fewest entities of any protected table in any released group.
         let smallest = values.iter().skip(2).flatten().min();
         if values.len() > 2 {

@@ -23,6 +23,7 @@
 
 pub(crate) mod aggregate;
 mod ddl;
+pub(crate) mod differencing;
 pub(crate) mod explain;
 pub(crate) mod leakproof;
 pub(crate) mod parse;
