@@ -43,7 +43,7 @@ CREATE MASKING POLICY person_number AS (v TEXT) RETURNS TEXT ->
        WHEN is_member('researchers') THEN pseudonymize(v, 'researchers_2026') END
   COMMENT 'operators see the register number; researchers a keyed pseudonym; aggregate-only users count persons with it';
 CREATE MASKING POLICY birth_month AS (v DATE) RETURNS DATE ->
-  CASE WHEN is_member('operators') OR is_member('researchers') THEN v ELSE CAST(date_trunc('month', v) AS DATE) END
+  CASE WHEN is_member('operators') OR is_member('researchers') THEN v ELSE date_floor(v, 'month') END
   COMMENT 'anonymised: birth date to year-month';
 CREATE MASKING POLICY postal3 AS (v TEXT) RETURNS TEXT ->
   CASE WHEN is_member('operators') THEN v ELSE substr(v, 1, 3) END

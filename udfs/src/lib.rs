@@ -50,7 +50,7 @@ pub use age::{AgeAt, AgeBand};
 pub use codes::{Icd10Truncate, PostalTruncate};
 pub use error::{Error, Result};
 pub use fiscal::FiscalYear;
-pub use generalize::GeneralizeDate;
+pub use generalize::{DateFloor, GeneralizeDate};
 pub use kana::KanaNormalize;
 pub use keys::{KeyRing, StaticKeyRing};
 pub use mask::MaskText;
@@ -69,6 +69,7 @@ pub fn all() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(FiscalYear::new()),
         ScalarUDF::from(GeneralizeDate::new()),
+        ScalarUDF::from(DateFloor::new()),
         ScalarUDF::from(AgeAt::new()),
         ScalarUDF::from(AgeBand::new()),
         ScalarUDF::from(PostalTruncate::new()),

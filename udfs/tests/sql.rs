@@ -285,6 +285,32 @@ async fn generalize_date_units_and_fiscal_boundary() {
 }
 
 #[tokio::test]
+async fn date_floor_keeps_dates_and_agrees_with_date_trunc() {
+    let ctx = context();
+    let r = row(
+        &ctx,
+        "SELECT date_floor(DATE '2025-05-17', 'year'), date_floor(DATE '2025-05-17', 'month'), \
+                date_floor(DATE '2025-05-17', 'quarter'), date_floor(DATE '2026-03-31', 'fiscal_year'), \
+                date_floor(DATE '2026-04-01', 'fiscal_year'), date_floor(DATE '1900-02-28', 'month'), \
+                date_floor(CAST(NULL AS DATE), 'month'), arrow_typeof(date_floor(DATE '2025-05-17', 'month'))",
+    )
+    .await;
+    assert_eq!(r, ["2025-01-01", "2025-05-01", "2025-04-01", "2025-04-01", "2026-04-01", "1900-02-01", "NULL", "Date32"]);
+    // Every day of several years, against DataFusion's date_trunc.
+    let r = row(
+        &ctx,
+        "SELECT count(*) FROM (SELECT CAST(DATE '1999-01-01' + arrow_cast(n, 'Int32') AS DATE) AS d FROM unnest(range(0, 3000)) AS t(n)) \
+         WHERE date_floor(d, 'month') <> CAST(date_trunc('month', d) AS DATE) \
+            OR date_floor(d, 'year') <> CAST(date_trunc('year', d) AS DATE) \
+            OR date_floor(d, 'quarter') <> CAST(date_trunc('quarter', d) AS DATE)",
+    )
+    .await;
+    assert_eq!(r, ["0"]);
+    let e = error_of(&ctx, "SELECT date_floor(DATE '2025-05-17', 'week')").await;
+    assert!(matches!(kura_error(&e), kura_udfs::Error::InvalidArgument { argument: "unit", .. }), "{e}");
+}
+
+#[tokio::test]
 async fn generalize_date_unit_must_be_a_known_literal() {
     let ctx = context();
     let e = error_of(&ctx, "SELECT generalize_date(DATE '2025-05-17', 'week')").await;
