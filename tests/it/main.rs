@@ -7,6 +7,7 @@ mod bypass;
 mod concurrency;
 mod crash;
 mod delta_log;
+mod demo;
 mod extract;
 mod fuzz;
 mod persistence;

@@ -1,0 +1,122 @@
+//! `kura demo` over the wire: the four demo roles see what the README says they see.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::support::kura_bin;
+
+struct Demo {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PASSWORD: &str = "demo-test-pw";
+
+fn start() -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(kura_bin())
+        .args(["demo", "--data", dir.path().join("demo").to_str().unwrap(), "--persons", "2000", "--listen", "127.0.0.1:0"])
+        .env("KURA_DEMO_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let port = loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(300)).unwrap_or_else(|_| panic!("no address announced: {seen:?}"));
+        if let Some(rest) = line.split("Kura is serving on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+        }
+        seen.push(line);
+    };
+    Demo { child, port, _dir: dir }
+}
+
+async fn connect(demo: &Demo, user: &str) -> Client {
+    let conninfo = format!("host=127.0.0.1 port={} user={user} password={PASSWORD} dbname=kura", demo.port);
+    let (client, connection) = tokio_postgres::connect(&conninfo, NoTls).await.unwrap_or_else(|e| panic!("{user} logs in: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Rows as text cells (NULL as "NULL").
+async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect()),
+            _ => None,
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_roles_see_what_the_readme_says() {
+    let demo = start();
+    let people = "SELECT atena_number, name_kana, birth_date, postal_code FROM resident.residents ORDER BY birth_date, postal_code";
+
+    // operator: the secure zone, raw, opted-out persons included.
+    let operator = connect(&demo, "operator").await;
+    let raw = rows(&operator, people).await.unwrap();
+    let total = raw.len();
+    assert!(total >= 2000, "{total}");
+    assert!(raw.iter().all(|r| r[1] != "NULL" && r[3].len() == 7), "{:?}", &raw[..3]);
+
+    // researcher: pseudonymised, no names; the pseudonym is not the number.
+    let researcher = connect(&demo, "researcher").await;
+    let pseudo = rows(&researcher, people).await.unwrap();
+    assert!(pseudo.iter().all(|r| r[1] == "NULL" && r[0].len() == 32 && r[0].chars().all(|c| c.is_ascii_hexdigit())), "{:?}", &pseudo[..3]);
+    let numbers: std::collections::HashSet<&String> = raw.iter().map(|r| &r[0]).collect();
+    assert!(pseudo.iter().all(|r| !numbers.contains(&r[0])));
+
+    // analyst: anonymised; no identifiers, birth month, 3-digit postal code, opt-outs removed.
+    let analyst = connect(&demo, "analyst").await;
+    let anon = rows(&analyst, people).await.unwrap();
+    assert!(anon.len() < total, "opted-out persons are removed: {} of {total}", anon.len());
+    assert!(anon.iter().all(|r| r[0] == "NULL" && r[1] == "NULL" && r[2].ends_with("-01") && r[3].len() == 3), "{:?}", &anon[..3]);
+    let err = rows(&analyst, "SELECT address FROM resident.residents").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42703", "{err}");
+    let raw_name = &raw[0][1];
+    let found = rows(&analyst, &format!("SELECT count(*) FROM resident.residents WHERE name_kana = '{raw_name}'")).await.unwrap();
+    assert_eq!(found, vec![vec!["0".to_string()]]);
+
+    // municipal_user: aggregates of at least 10 persons only.
+    let municipal = connect(&demo, "municipal_user").await;
+    let wards = rows(&municipal, "SELECT ward_name, count(*) FROM resident.residents GROUP BY 1").await.unwrap();
+    assert!(!wards.is_empty() && wards.iter().all(|r| r[1].parse::<i64>().unwrap() >= 10), "{wards:?}");
+    let err = rows(&municipal, "SELECT * FROM resident.residents LIMIT 1").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    let one = rows(&municipal, &format!("SELECT count(*) FROM resident.residents WHERE atena_number = '{}'", raw[0][0])).await.unwrap();
+    assert!(one.is_empty(), "one person's group is suppressed: {one:?}");
+    let explained = rows(&municipal, "EXPLAIN PRIVACY SELECT sex, count(*) FROM resident.residents GROUP BY 1").await.unwrap();
+    assert!(explained.iter().any(|r| r[1].contains("aggregates only, each group at least 10")), "{explained:?}");
+
+    // kura, the superuser: policies are listed for administrators.
+    let admin = connect(&demo, "kura").await;
+    let policies = rows(&admin, "SHOW POLICIES").await.unwrap();
+    assert!(policies.len() >= 4, "{policies:?}");
+    let err = rows(&analyst, "SHOW POLICIES").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+}
