@@ -139,7 +139,8 @@ async fn write_guard(
         }
     }
     let raw = table.snapshot()?.snapshot().arrow_schema();
-    let guard = crate::policy::write::guard(session, policed, &raw, &params).await?;
+    let has_row_filters = !entry.policies.row_filters.is_empty();
+    let guard = crate::policy::write::guard(session, policed, &raw, &params, has_row_filters).await?;
     // SECURITY: the rows hidden from the user were computed on the newest version; it must be
     // the one the write starts from.
     let latest = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;

@@ -572,6 +572,7 @@ async fn every_function_is_documented_and_immutable() {
     let names = [
         "fiscal_year",
         "generalize_date",
+        "date_floor",
         "age_at",
         "age_band",
         "postal_truncate",

@@ -64,7 +64,13 @@ fn bare(expr: Expr) -> Result<Expr> {
 
 /// The guard for a write by this session's user to `policed`, whose row filters take
 /// `params` (the raw columns bound to their parameters). `raw` is the table's schema.
-pub(crate) async fn guard(session: &Session, policed: &PolicedTable, raw: &Schema, params: &[String]) -> Result<WriteGuard> {
+pub(crate) async fn guard(
+    session: &Session,
+    policed: &PolicedTable,
+    raw: &Schema,
+    params: &[String],
+    has_row_filters: bool,
+) -> Result<WriteGuard> {
     let label = policed.label.clone();
     if policed.aggregation().is_some() {
         return Err(Error::PermissionDenied(format!(
@@ -98,8 +104,14 @@ pub(crate) async fn guard(session: &Session, policed: &PolicedTable, raw: &Schem
         Ok(TreeNodeRecursion::Continue)
     });
     let visible = match filter {
-        None => lit(true),
         Some(filter) => visibility(session, filter, raw, params, &label).await?,
+        None if !has_row_filters => lit(true),
+        // SECURITY: fail closed if the policy plan is not the shape this module reads.
+        None => {
+            return Err(Error::Unsupported(format!(
+                "UPDATE/DELETE through the row filters of {label}: the rows they hide cannot be determined"
+            )));
+        }
     };
     Ok(WriteGuard { label, visible, masks, fallible, hidden_columns })
 }
