@@ -76,7 +76,8 @@ pub(crate) async fn execute(session: &Session, stmt: ExplainPrivacy) -> Result<S
         Some(user) => {
             session.require_superuser("explain privacy for another user")?;
             other = session.engine.login_session(user).await?;
-            other.set_search_path(&session.current_schema())?;
+            // Quoted: the schema name as it is, not folded to lower case again.
+            other.set_search_path(&format!("\"{}\"", session.current_schema()))?;
             other.pin_catalog().await?;
             &other
         }
