@@ -353,8 +353,25 @@ impl Conn {
             StatementOutput::CopyOut(copy) => {
                 // COPY's overall format: 0 is textual (text and CSV alike).
                 let format = 0;
-                let data = copy
-                    .rows
+                // Once CopyOutResponse is sent, pgwire can only end a failing copy with CopyFail,
+                // which clients take for a protocol error. Most failures (a bad cast or division
+                // in the first rows, a refused read) come with the first rows: waiting for them
+                // (the header line, then the first data) lets those be a proper ErrorResponse.
+                let mut rows = copy.rows;
+                let mut first = Vec::new();
+                while first.len() < 2 {
+                    let next = tokio::select! {
+                        next = rows.next() => next,
+                        _ = stopper.clone() => return Err(stopped_error(stop.load(Ordering::SeqCst))),
+                    };
+                    match next {
+                        Some(Ok(chunk)) => first.push(Ok(chunk)),
+                        Some(Err(e)) => return Err(engine_error(e)),
+                        None => break,
+                    }
+                }
+                let data = stream::iter(first)
+                    .chain(rows)
                     .map(|chunk| chunk.map(pgwire::messages::copy::CopyData::new).map_err(engine_error))
                     .take_until(stopper);
                 Ok(Response::CopyOut(pgwire::api::results::CopyResponse::new(format, copy.columns, data)))

@@ -861,6 +861,8 @@ fn cases() -> Vec<Case> {
         case("copy", "COPY the consent table", A, "COPY clinic.optout TO STDOUT", CopyOut, Error(DENIED, "permission denied")),
         case("copy", "COPY (query on the hidden id) TO STDOUT", A,
             "COPY (SELECT * FROM clinic.persons WHERE research_id = 'R4') TO STDOUT", CopyOut, Rows("")),
+        case("copy", "a COPY TO STDOUT that fails on a value is an error, not a broken protocol", A,
+            "COPY (SELECT 1 / (fiscal_year - 2024) FROM clinic.persons) TO STDOUT", CopyOut, Error("22012", "division by zero")),
         case("copy", "COPY to a server file", A, "COPY clinic.persons TO '/tmp/kura-bypass.csv'", Simple, Error(DENIED, "only superusers")),
         // ---- EXPLAIN PRIVACY and extracts ---------------------------------------------------
         case("explain privacy", "EXPLAIN PRIVACY names the policies, never their bodies", A,
