@@ -528,7 +528,7 @@ impl Session {
     /// every statement that reads data passes through here before it is optimised.
     pub(crate) fn police_plan(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
         self.check_plan(&plan)?;
-        crate::policy::aggregate::enforce(plan, &self.engine.histories.of(&self.user))
+        crate::policy::aggregate::enforce(plan, || self.engine.histories.of(&self.user))
     }
 
     /// Checks every relation a plan reads (SELECT) or writes (INSERT), subqueries included.

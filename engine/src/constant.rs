@@ -16,8 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, Expr, LogicalPlan, ScalarUDF, Volatility, WindowUDF};
@@ -91,6 +91,16 @@ impl ConstantResults {
 pub(crate) fn replay(batches: Vec<RecordBatch>, schema: SchemaRef) -> crate::Result<SendableRecordBatchStream> {
     let stream = MemoryStream::try_new(batches, schema, None).map_err(crate::Error::from_datafusion)?;
     Ok(Box::pin(stream))
+}
+
+/// A result of text columns `names`, one row per entry of `rows`.
+pub(crate) fn text_rows(names: &[&str], rows: Vec<Vec<String>>) -> crate::Result<crate::session::StatementOutput> {
+    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
+    let columns: Vec<ArrayRef> = (0..names.len())
+        .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| crate::Error::from_datafusion(e.into()))?;
+    Ok(crate::session::StatementOutput::Rows(replay(vec![batch], schema)?))
 }
 
 /// Whether `plan`'s result depends only on its text: no relation, no parameter, no subquery, only

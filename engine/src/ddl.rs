@@ -118,10 +118,9 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
     if !matches!(ct.table_options, CreateTableOptions::None) {
         return Err(Error::Unsupported("table options (WITH/OPTIONS) on CREATE TABLE".into()));
     }
-    let snapshot = session.engine.catalog().cached();
-    let schema_entry = snapshot.state.schema(&qn.schema).map_err(Error::catalog)?;
+    let exists = relation_exists(session, &qn)?;
     session.require_create_in(&qn.schema)?;
-    if schema_entry.tables.contains_key(&qn.name) || schema_entry.views.contains_key(&qn.name) {
+    if exists {
         if ct.if_not_exists {
             return Ok(StatementOutput::command("CREATE TABLE"));
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::catalog::TableProvider;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::DFSchema;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
@@ -150,19 +150,6 @@ async fn write_guard(
         )));
     }
     Ok(Some(guard))
-}
-
-/// The columns of `table` by bare name, as delta-rs evaluates expressions over them.
-fn bare_schema(table: &DeltaTable) -> Result<DFSchema> {
-    let arrow_schema = table.snapshot()?.snapshot().arrow_schema();
-    DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(Error::from_datafusion)
-}
-
-/// Types an expression over the bare columns of `table` as delta-rs will evaluate it.
-fn coerce(table: &DeltaTable, expr: Expr) -> Result<Expr> {
-    let df_schema = bare_schema(table)?;
-    let mut coercion = TypeCoercionRewriter::new(&df_schema);
-    Ok(expr.rewrite(&mut coercion).map_err(Error::from_datafusion)?.data)
 }
 
 /// Names the input columns of an INSERT after the target's, so that errors name table columns
@@ -325,14 +312,7 @@ fn plan_expr(session: &Session, table: &DeltaTable, qualifier: &str, expr: SqlEx
         .map_err(Error::from_datafusion)?;
     let mut coercion = TypeCoercionRewriter::new(&df_schema);
     let coerced = planned.rewrite(&mut coercion).map_err(Error::from_datafusion)?.data;
-    let bare = coerced
-        .transform(|e| match e {
-            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
-            other => Ok(Transformed::no(other)),
-        })
-        .map_err(Error::from_datafusion)?
-        .data;
-    Ok(bare)
+    crate::policy::table::unqualify(coerced).map_err(Error::from_datafusion)
 }
 
 /// Counts the rows of `table` (at its loaded version) matching `predicate`.
@@ -373,7 +353,7 @@ async fn delete_rows(session: &Session, delete: Delete) -> Result<StatementOutpu
     let guard = write_guard(session, &qn, &entry, &table).await?;
     let predicate = delete.selection.map(|e| plan_expr(session, &table, &qualifier, e)).transpose()?;
     let predicate = match &guard {
-        Some(guard) => Some(coerce(&table, guard.predicate(predicate, &bare_schema(&table)?)?)?),
+        Some(guard) => Some(guard.predicate(predicate)?),
         None => predicate,
     };
     let mut builder = table
@@ -430,7 +410,7 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
         }
         let value = plan_expr(session, &table, &qualifier, assignment.value)?;
         if let Some(guard) = &guard {
-            guard.check_assignment(&column, &value, &bare_schema(&table)?)?;
+            guard.check_assignment(&column, &value)?;
         }
         let value = cast(value, field.data_type().clone());
         if !field.is_nullable() {
@@ -440,7 +420,7 @@ async fn update_rows(session: &Session, update: Update) -> Result<StatementOutpu
     }
     let predicate = update.selection.map(|sel| plan_expr(session, &table, &qualifier, sel)).transpose()?;
     let predicate = match &guard {
-        Some(guard) => Some(coerce(&table, guard.predicate(predicate, &bare_schema(&table)?)?)?),
+        Some(guard) => Some(guard.predicate(predicate)?),
         None => predicate,
     };
     // Check NOT NULL before writing: delta-rs would refuse too, but its error previews row values.

@@ -17,9 +17,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectName, Query};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::TryStreamExt;
@@ -267,8 +267,7 @@ pub(crate) struct Anonymised {
 /// Runs the extract's query as the session user and anonymises its result.
 pub(crate) async fn anonymise(session: &Session, stmt: &ExtractStatement) -> Result<Anonymised> {
     let spec = stmt.spec();
-    let plan = session.plan(Statement::Query(stmt.query.clone())).await?;
-    let plan = session.police_plan(plan)?;
+    let plan = crate::copy::source_plan(session, crate::parser::CopySource::Query(stmt.query.clone())).await?;
     let stream = session.stream_plan(plan).await?;
     let schema = stream.schema();
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from_datafusion)?;
@@ -339,18 +338,17 @@ pub(crate) fn report_lines(stmt: &ExtractStatement, report: &Report) -> Vec<(Str
     lines
 }
 
-/// The columns of `CREATE EXTRACT`'s and `EXPLAIN PRIVACY`'s results.
+/// The columns of `CREATE EXTRACT`'s and `EXPLAIN PRIVACY`'s results (text, as [`text_result`]).
+const REPORT_COLUMNS: [&str; 2] = ["item", "value"];
+
+/// The schema of [`text_result`], for describing the statements before they run.
 pub(crate) fn report_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("item", DataType::Utf8, false), Field::new("value", DataType::Utf8, false)]))
+    Arc::new(Schema::new(REPORT_COLUMNS.map(|n| Field::new(n, DataType::Utf8, false)).to_vec()))
 }
 
 /// A two-column text result (`item`, `value`).
 pub(crate) fn text_result(lines: Vec<(String, String)>) -> Result<StatementOutput> {
-    let schema = report_schema();
-    let items: ArrayRef = Arc::new(StringArray::from_iter_values(lines.iter().map(|l| l.0.as_str())));
-    let values: ArrayRef = Arc::new(StringArray::from_iter_values(lines.iter().map(|l| l.1.as_str())));
-    let batch = RecordBatch::try_new(schema.clone(), vec![items, values]).map_err(|e| Error::from_datafusion(e.into()))?;
-    Ok(StatementOutput::Rows(crate::constant::replay(vec![batch], schema)?))
+    crate::constant::text_rows(&REPORT_COLUMNS, lines.into_iter().map(|(item, value)| vec![item, value]).collect())
 }
 
 /// Writes `<dir>/<name>.parquet|csv` and `<dir>/<name>.report.json`; returns their paths as

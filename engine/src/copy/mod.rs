@@ -17,7 +17,7 @@ mod options;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 pub use client::{CopyIn, CopyOut};
-pub(crate) use export::write_stream;
+pub(crate) use export::{source_plan, write_stream};
 pub(crate) use options::{CopyFormat, CopyOptions};
 
 use crate::parser::{CopyEndpoint, CopySource, CopyStatement};

@@ -110,12 +110,12 @@ fn police_view(mut scan: TableScan, history: &Arc<UserHistory>) -> Result<Logica
 }
 
 /// Applies the aggregation policies of the tables `plan` reads; a plan that reads none is
-/// returned as it is.
-pub(crate) fn enforce(plan: LogicalPlan, history: &Arc<UserHistory>) -> Result<LogicalPlan> {
+/// returned as it is. `history` gives the querying user's differencing history, only when needed.
+pub(crate) fn enforce(plan: LogicalPlan, history: impl FnOnce() -> Arc<UserHistory>) -> Result<LogicalPlan> {
     if !protected(&plan) {
         return Ok(plan);
     }
-    above(plan, history)
+    above(plan, &history())
 }
 
 /// A node at or above the aggregates: row-level access to protected tables is refused here.
@@ -221,7 +221,7 @@ fn enforce_aggregate(aggregate: Aggregate, history: &Arc<UserHistory>) -> Result
 pub(crate) fn without_side_effects(predicate: Expr) -> Result<Expr> {
     Ok(predicate
         .transform(|e| match e {
-            Expr::ScalarFunction(mut f) if f.func.name() == "kura_differencing_check" && !f.args.is_empty() => {
+            Expr::ScalarFunction(mut f) if f.func.name() == super::differencing::CHECK_NAME && !f.args.is_empty() => {
                 Ok(Transformed::yes(f.args.swap_remove(0)))
             }
             Expr::ScalarFunction(f) if f.func.signature().volatility == datafusion::logical_expr::Volatility::Volatile => {

@@ -1,10 +1,7 @@
 //! Running policy statements: definitions and attachments are catalog commits, made by
 //! superusers only; `SHOW POLICIES` lists them, to superusers only.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::DataType;
 use kura_catalog::{PolicyAttachment, PolicyEntry, PolicyKind};
 use kura_storage::TableVersionSpec;
 
@@ -109,7 +106,7 @@ pub(crate) async fn execute(session: &Session, stmt: PolicyStatement) -> Result<
         PolicyStatement::ShowKeys => {
             session.require_superuser("list pseudonym keys")?;
             let names = session.engine.keys.names().await?;
-            text_rows(&["name"], names.into_iter().map(|n| vec![n]).collect())
+            crate::constant::text_rows(&["name"], names.into_iter().map(|n| vec![n]).collect())
         }
         PolicyStatement::Show { table } => {
             // SECURITY: policy definitions tell how data is protected; only administrators see them.
@@ -244,15 +241,5 @@ fn show(session: &Session, table: Option<&QualifiedName>) -> Result<StatementOut
             policy.comment.clone(),
         ]);
     }
-    text_rows(&["name", "kind", "signature", "body", "attached_to", "owner", "comment"], rows)
-}
-
-/// A result of text columns `names`, one row per entry of `rows`.
-fn text_rows(names: &[&str], rows: Vec<Vec<String>>) -> Result<StatementOutput> {
-    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let columns: Vec<ArrayRef> = (0..names.len())
-        .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::from_datafusion(e.into()))?;
-    Ok(StatementOutput::Rows(crate::constant::replay(vec![batch], schema)?))
+    crate::constant::text_rows(&["name", "kind", "signature", "body", "attached_to", "owner", "comment"], rows)
 }

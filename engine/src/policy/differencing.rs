@@ -53,6 +53,9 @@ use crate::{Error, Result};
 /// an administrator archives `_kura/history/<user>/`.
 pub(crate) const MAX_HASHES: usize = 50_000_000;
 
+/// The name of [`DifferencingCheck`] in plans (its first argument is the group-size condition).
+pub(crate) const CHECK_NAME: &str = "kura_differencing_check";
+
 /// Under the warehouse: `_kura/history/<user>/<seq>.bin`.
 const HISTORY_DIR: [&str; 2] = ["_kura", "history"];
 const MAGIC: &[u8; 8] = b"KURAHIS1";
@@ -201,7 +204,7 @@ impl std::hash::Hash for DifferencingCheck {
 
 impl ScalarUDFImpl for DifferencingCheck {
     fn name(&self) -> &str {
-        "kura_differencing_check"
+        CHECK_NAME
     }
 
     fn signature(&self) -> &Signature {
@@ -329,7 +332,7 @@ impl UserHistory {
         }
         if !added.is_empty() {
             let seq = state.next_seq;
-            let path = Path::from_iter(HISTORY_DIR.into_iter().chain([self.user.as_str(), &format!("{seq:020}.bin")]));
+            let path = self.dir().join(format!("{seq:020}.bin"));
             let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
             let payload = PutPayload::from(Bytes::from(serialise(&added)));
             let store = self.store.clone();

@@ -18,7 +18,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::arrow::array::Array;
 use datafusion::functions_aggregate::expr_fn::{count, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit, when};
-use datafusion::sql::sqlparser::ast::{Query, Statement};
+use datafusion::sql::sqlparser::ast::Query;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use futures::TryStreamExt;
 
@@ -88,7 +88,7 @@ pub(crate) async fn execute(session: &Session, stmt: ExplainPrivacy) -> Result<S
         PrivacyTarget::Query(q) => q.clone(),
         PrivacyTarget::Extract(e) => e.query.clone(),
     };
-    let planned = async { target.police_plan(target.plan(Statement::Query(query)).await?) }.await;
+    let planned = crate::copy::source_plan(target, crate::parser::CopySource::Query(query)).await;
     let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {

@@ -80,9 +80,9 @@ impl PolicedTable {
     }
 }
 
-/// Filters reach a provider qualified by the query's name for the table; the policy plan's
-/// columns are unqualified.
-fn unqualify(expr: Expr) -> DFResult<Expr> {
+/// `expr` with bare column names. Filters reach a provider qualified by the query's name for the
+/// table; the policy plan's columns are unqualified, and delta-rs resolves columns by bare name.
+pub(crate) fn unqualify(expr: Expr) -> DFResult<Expr> {
     Ok(expr
         .transform(|e| match e {
             Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),

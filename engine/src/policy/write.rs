@@ -50,16 +50,8 @@ pub(crate) struct WriteGuard {
     fallible: HashSet<String>,
     /// Raw columns the user does not see at all (projection policies).
     hidden_columns: HashSet<String>,
-}
-
-fn bare(expr: Expr) -> Result<Expr> {
-    Ok(expr
-        .transform(|e| match e {
-            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
-            other => Ok(Transformed::no(other)),
-        })
-        .map_err(Error::from_datafusion)?
-        .data)
+    /// The table's columns by bare name, as delta-rs evaluates expressions over them.
+    raw: DFSchema,
 }
 
 /// The guard for a write by this session's user to `policed`, whose row filters take
@@ -89,7 +81,7 @@ pub(crate) async fn guard(
             if !super::leakproof::is_leakproof(&inner, projection.input.schema()) {
                 fallible.insert(field.name().clone());
             }
-            masks.insert(field.name().clone(), bare(inner)?);
+            masks.insert(field.name().clone(), super::table::unqualify(inner).map_err(Error::from_datafusion)?);
         }
     }
     let seen: HashSet<&String> = plan.schema().fields().iter().map(|f| f.name()).collect();
@@ -113,7 +105,8 @@ pub(crate) async fn guard(
             )));
         }
     };
-    Ok(WriteGuard { label, visible, masks, fallible, hidden_columns })
+    let raw = DFSchema::try_from(raw.clone()).map_err(Error::from_datafusion)?;
+    Ok(WriteGuard { label, visible, masks, fallible, hidden_columns, raw })
 }
 
 /// The row filters as a predicate without subqueries (see the module documentation).
@@ -217,8 +210,8 @@ impl WriteGuard {
     }
 
     /// Refuses an expression that could fail on a hidden row.
-    fn check_leakproof(&self, expr: &Expr, raw: &DFSchema, what: &str) -> Result<()> {
-        if super::leakproof::is_leakproof(expr, raw) {
+    fn check_leakproof(&self, expr: &Expr, what: &str) -> Result<()> {
+        if super::leakproof::is_leakproof(expr, &self.raw) {
             return Ok(());
         }
         Err(Error::PermissionDenied(format!(
@@ -228,12 +221,12 @@ impl WriteGuard {
         )))
     }
 
-    /// The write's predicate: the user's `WHERE` (over what the user sees), on visible rows only.
-    /// `raw` is the table's schema with bare column names.
-    pub(crate) fn predicate(&self, user: Option<Expr>, raw: &DFSchema) -> Result<Expr> {
-        let Some(user) = user else { return Ok(self.visible.clone()) };
+    /// The write's predicate: the user's `WHERE` (over what the user sees), on visible rows only,
+    /// typed as delta-rs will evaluate it.
+    pub(crate) fn predicate(&self, user: Option<Expr>) -> Result<Expr> {
+        let Some(user) = user else { return self.coerce(self.visible.clone()) };
         self.check_columns(&user, "the WHERE of an UPDATE or DELETE (its mask can fail)", true)?;
-        self.check_leakproof(&user, raw, "the condition")?;
+        self.check_leakproof(&user, "the condition")?;
         let seen = user
             .transform(|e| match e {
                 Expr::Column(c) => match self.masks.get(&c.name) {
@@ -244,11 +237,16 @@ impl WriteGuard {
             })
             .map_err(Error::from_datafusion)?
             .data;
-        Ok(self.visible.clone().and(seen))
+        self.coerce(self.visible.clone().and(seen))
+    }
+
+    fn coerce(&self, expr: Expr) -> Result<Expr> {
+        let mut coercion = datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(&self.raw);
+        Ok(expr.rewrite(&mut coercion).map_err(Error::from_datafusion)?.data)
     }
 
     /// Checks `SET column = value`.
-    pub(crate) fn check_assignment(&self, column: &str, value: &Expr, raw: &DFSchema) -> Result<()> {
+    pub(crate) fn check_assignment(&self, column: &str, value: &Expr) -> Result<()> {
         if self.hidden_columns.contains(column) {
             return Err(Error::UndefinedObject(format!("column \"{column}\" of relation \"{}\" does not exist", self.label)));
         }
@@ -259,6 +257,6 @@ impl WriteGuard {
             )));
         }
         self.check_columns(value, "a SET value", false)?;
-        self.check_leakproof(value, raw, "the value")
+        self.check_leakproof(value, "the value")
     }
 }
