@@ -264,10 +264,18 @@ pub(crate) struct Anonymised {
     pub(crate) report: Report,
 }
 
-/// Runs the extract's query as the session user and anonymises its result.
-pub(crate) async fn anonymise(session: &Session, stmt: &ExtractStatement) -> Result<Anonymised> {
+/// The extract's query as the session user may run it (policies applied, privileges checked).
+pub(crate) async fn plan(session: &Session, stmt: &ExtractStatement) -> Result<datafusion::logical_expr::LogicalPlan> {
+    crate::copy::source_plan(session, crate::parser::CopySource::Query(stmt.query.clone())).await
+}
+
+/// Runs `plan` (from [`plan`]) and anonymises its result.
+pub(crate) async fn anonymise(
+    session: &Session,
+    stmt: &ExtractStatement,
+    plan: datafusion::logical_expr::LogicalPlan,
+) -> Result<Anonymised> {
     let spec = stmt.spec();
-    let plan = crate::copy::source_plan(session, crate::parser::CopySource::Query(stmt.query.clone())).await?;
     let stream = session.stream_plan(plan).await?;
     let schema = stream.schema();
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from_datafusion)?;
@@ -295,7 +303,7 @@ pub(crate) async fn execute(session: &Session, stmt: ExtractStatement) -> Result
         // SECURITY: files are the server's; as for COPY TO a file, only superusers write them.
         session.require_superuser("write extract files on the server")?;
     }
-    let extract = anonymise(session, &stmt).await?;
+    let extract = anonymise(session, &stmt, plan(session, &stmt).await?).await?;
     let mut written = Vec::new();
     if let Some((dir, format)) = &stmt.files {
         written = write_files(session, &stmt, &qn.name, dir, *format, &extract).await?;

@@ -84,11 +84,10 @@ pub(crate) async fn execute(session: &Session, stmt: ExplainPrivacy) -> Result<S
         None => session,
     };
     let mut lines = vec![("user".to_string(), describe_user(target))];
-    let query = match &stmt.target {
-        PrivacyTarget::Query(q) => q.clone(),
-        PrivacyTarget::Extract(e) => e.query.clone(),
+    let planned = match &stmt.target {
+        PrivacyTarget::Query(q) => crate::copy::source_plan(target, crate::parser::CopySource::Query(q.clone())).await,
+        PrivacyTarget::Extract(e) => crate::extract::plan(target, e).await,
     };
-    let planned = crate::copy::source_plan(target, crate::parser::CopySource::Query(query)).await;
     let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
@@ -96,10 +95,9 @@ pub(crate) async fn execute(session: &Session, stmt: ExplainPrivacy) -> Result<S
             return text_result(lines);
         }
     };
-    let bodies = caller_is_superuser;
-    let aggregate_only = policy_lines(target, &plan, bodies, &mut lines);
+    let aggregate_only = policy_lines(target, &plan, caller_is_superuser, &mut lines);
     match &stmt.target {
-        PrivacyTarget::Extract(extract) => match crate::extract::anonymise(target, extract).await {
+        PrivacyTarget::Extract(extract) => match crate::extract::anonymise(target, extract, plan).await {
             Ok(done) => {
                 lines.push(("result".into(), "allowed (dry run: nothing written)".into()));
                 lines.extend(report_lines(extract, &done.report));
