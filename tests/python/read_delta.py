@@ -56,3 +56,8 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # The check is done. Leave without interpreter teardown: deltalake's native runtime
+    # sometimes aborts while it is torn down ("terminate called without an active exception"),
+    # which would fail a check that passed.
+    sys.stdout.flush()
+    os._exit(0)
