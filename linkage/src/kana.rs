@@ -1,0 +1,167 @@
+//! Kana name normalisation for 名寄せ (record linkage).
+//!
+//! Legacy systems send half-width kana with separate voicing marks (`ﾔﾏﾀﾞ ﾀﾛｳ`), others drop
+//! small kana (`ハツトリ` for `ハットリ`), write hiragana, or put spaces and middle dots between
+//! family and given names. Every such spelling of a name must normalise to the same string.
+//! The rules are those of `../shared/DOMAIN.md`; the SQL function `kana_normalize` (in
+//! `kura-udfs`) calls [`normalize_into`].
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+
+/// Hiragana to katakana (the blocks are parallel, 0x60 apart), including ゔゕゖ and ゝゞ.
+fn to_katakana(c: char) -> char {
+    match c {
+        '\u{3041}'..='\u{3096}' | '\u{309D}'..='\u{309E}' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// Small kana to large, and the voiced kana that sound like others (ヂ ジ, ヅ ズ) to one form.
+fn fold(c: char) -> char {
+    match c {
+        'ァ' => 'ア',
+        'ィ' => 'イ',
+        'ゥ' => 'ウ',
+        'ェ' => 'エ',
+        'ォ' => 'オ',
+        'ッ' => 'ツ',
+        'ャ' => 'ヤ',
+        'ュ' => 'ユ',
+        'ョ' => 'ヨ',
+        'ヮ' => 'ワ',
+        'ヵ' => 'カ',
+        'ヶ' => 'ケ',
+        'ヂ' => 'ジ',
+        'ヅ' => 'ズ',
+        'ヴ' => 'ブ',
+        'ヷ' => 'バ',
+        'ヸ' => 'ビ',
+        'ヹ' => 'ベ',
+        'ヺ' => 'ボ',
+        other => other,
+    }
+}
+
+/// ヴ followed by a small vowel is one syllable: ヴァ バ, ヴィ ビ, ヴゥ ブ, ヴェ ベ, ヴォ ボ.
+fn vu_syllable(next: char) -> Option<char> {
+    match next {
+        'ァ' => Some('バ'),
+        'ィ' => Some('ビ'),
+        'ゥ' => Some('ブ'),
+        'ェ' => Some('ベ'),
+        'ォ' => Some('ボ'),
+        _ => None,
+    }
+}
+
+/// ヴ before a small ャュョ is the ビ row (ヴュ sounds as ビュ); the small kana stays and is folded.
+fn is_small_y(c: char) -> bool {
+    matches!(c, 'ャ' | 'ュ' | 'ョ')
+}
+
+fn is_katakana(c: char) -> bool {
+    matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー')
+}
+
+/// Spaces and middle dots between name parts (after NFKC, ･ and U+3000 are already ・ and ' ').
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '・' | '･' | '·')
+}
+
+/// Hyphen-like characters that stand for the long vowel mark after a kana (after NFKC, ｰ is
+/// already ー and － is '-').
+fn is_hyphen_like(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' | '\u{FF70}')
+}
+
+/// Normalises NFKC-normalised characters into `out` (see [`KanaNormalize`]).
+fn normalize_chars(chars: impl Iterator<Item = char>, out: &mut String) {
+    let mut chars = chars.map(to_katakana).filter(|c| !is_separator(*c)).peekable();
+    while let Some(c) = chars.next() {
+        let c = if c == 'ヴ' {
+            match chars.peek().copied() {
+                Some(next) if is_small_y(next) => 'ビ',
+                Some(next) => match vu_syllable(next) {
+                    Some(syllable) => {
+                        chars.next();
+                        syllable
+                    }
+                    None => 'ブ',
+                },
+                None => 'ブ',
+            }
+        } else if is_hyphen_like(c) && out.chars().next_back().is_some_and(is_katakana) {
+            'ー'
+        } else {
+            fold(c)
+        };
+        out.push(c);
+    }
+}
+
+/// The normal form of `s` in `out`:
+/// 1. NFKC: half-width kana and their voicing marks to full-width, full-width ASCII to ASCII;
+/// 2. hiragana to katakana;
+/// 3. spaces (any whitespace, including U+3000) and middle dots (`・ ･ ·`) dropped;
+/// 4. ヴ plus a small vowel to one syllable (ヴァ バ, ヴィ ビ, ヴゥ ブ, ヴェ ベ, ヴォ ボ), ヴャ ヴュ ヴョ
+///    to ビヤ ビユ ビヨ, any other ヴ to ブ (ヷ ヸ ヹ ヺ to バ ビ ベ ボ);
+/// 5. small kana to large (ァィゥェォ アイウエオ, ッ ツ, ャュョ ヤユヨ, ヮ ワ, ヵ カ, ヶ ケ);
+/// 6. ヂ to ジ, ヅ to ズ;
+/// 7. the long vowel mark ー kept; hyphen-like characters right after a kana become ー.
+///
+/// Other characters (kanji, Latin letters, digits) only go through NFKC.
+pub fn normalize_into(s: &str, out: &mut String) {
+    out.clear();
+    if is_nfkc_quick(s.chars()) == IsNormalized::Yes {
+        normalize_chars(s.chars(), out);
+    } else {
+        normalize_chars(s.nfkc(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        let mut out = String::new();
+        normalize_into(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn spellings_of_one_name_agree() {
+        for s in ["ﾔﾏﾀﾞ ﾀﾛｳ", "ヤマダ　タロウ", "やまだ たろう", "ヤマダ・タロウ", "ﾔﾏﾀﾞ･ﾀﾛｳ", "ヤマダタロウ"]
+        {
+            assert_eq!(norm(s), "ヤマダタロウ", "{s}");
+        }
+        for s in ["ハットリ　キョウコ", "ハツトリ　キヨウコ", "ﾊｯﾄﾘ ｷｮｳｺ", "はっとり きょうこ"]
+        {
+            assert_eq!(norm(s), "ハツトリキヨウコ", "{s}");
+        }
+    }
+
+    #[test]
+    fn voiced_and_vu() {
+        assert_eq!(norm("ヴァイオリン"), "バイオリン");
+        assert_eq!(norm("ｳﾞｧｲｵﾘﾝ"), "バイオリン");
+        assert_eq!(norm("ヴィ"), "ビ");
+        assert_eq!(norm("ヴ"), "ブ");
+        assert_eq!(norm("ヴュー"), "ビユー");
+        assert_eq!(norm("ヴヴ"), "ブブ");
+        assert_eq!(norm("ちぢみ"), "チジミ");
+        assert_eq!(norm("ツヅキ"), "ツズキ");
+        assert_eq!(norm("ヶ崎"), "ケ崎");
+    }
+
+    #[test]
+    fn long_vowel_marks() {
+        assert_eq!(norm("ｻｰﾄｰ"), "サートー");
+        assert_eq!(norm("サ-ト-"), "サートー");
+        assert_eq!(norm("サ−ト"), "サート");
+        assert_eq!(norm("サ－ト"), "サート");
+        assert_eq!(norm("サ―ト"), "サート");
+        assert_eq!(norm("A-1"), "A-1");
+        assert_eq!(norm("-サ"), "-サ");
+    }
+}

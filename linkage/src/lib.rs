@@ -1,0 +1,435 @@
+//! # kura-linkage: research-ID linkage (名寄せ, "name gathering")
+//!
+//! Finds which records of hospitals, claims, checkups, care and the resident register are one
+//! person: deterministic passes on exact keys, then probabilistic matching in the Fellegi-Sunter
+//! model (u from random pairs, m by EM, term-frequency adjustment), then clustering under
+//! constraints (cannot-link keys, operator decisions, impossible histories, no chaining through
+//! one weak link). The result is a function of the data and the settings: the same records in any
+//! order and with any thread count give the same persons.
+//!
+//! ## What this crate owns, and what it must not do
+//! It owns the linkage algorithm and kana name normalisation. It does no I/O, knows nothing of
+//! tables, SQL or research IDs (the engine reads sources, assigns and persists the IDs), and never
+//! logs a compared value.
+//!
+//! ```
+//! use kura_linkage::{BlockingRule, Comparator, DatasetBuilder, Field, History, Settings, SourcePolicy, link};
+//! let settings = Settings::new(
+//!     vec![Field::new("name", Comparator::Name), Field::new("birth", Comparator::Date)],
+//!     vec![vec!["name".into(), "birth".into()]],
+//!     vec![BlockingRule::on(&["birth"])],
+//! );
+//! let mut b = DatasetBuilder::new(&settings)?;
+//! let reg = b.source("register", SourcePolicy { unique_keys: true })?;
+//! let claims = b.source("claims", SourcePolicy::default())?;
+//! b.push(reg, "A1", &[Some("ヤマダ タロウ"), Some("1975-04-12")], History::default())?;
+//! b.push(claims, "K9", &[Some("ﾔﾏﾀﾞ ﾀﾛｳ"), Some("19750412")], History::default())?;
+//! let linkage = link(b.finish(), &settings, &Default::default(), &kura_linkage::NoProgress)?;
+//! assert_eq!(linkage.report.persons, 1);
+//! # Ok::<(), kura_linkage::Error>(())
+//! ```
+
+mod block;
+mod cluster;
+mod compare;
+mod data;
+mod eval;
+pub mod kana;
+mod model;
+mod spec;
+
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+pub use cluster::{Edge, PROBABILISTIC, Refusals};
+pub use compare::{date_typo, jaro_winkler, one_edit};
+pub use data::{Dataset, DatasetBuilder, EntryKey, History, SourcePolicy, days_from_yyyymmdd, parse_date};
+pub use eval::{Quality, pairwise_quality};
+pub use model::{Model, probability};
+pub use spec::{BlockingRule, Comparator, EXACT, Field, KeyPart, MISSING, Settings};
+
+use block::Blocking;
+use data::NONE;
+use model::{Scorer, level_of, pattern};
+
+/// Errors of a linkage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The settings cannot work.
+    #[error("linkage settings: {0}")]
+    Settings(String),
+    /// A row or decision cannot be used.
+    #[error("linkage input: {0}")]
+    Input(String),
+}
+
+/// Result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a long linkage reports progress (the CLI draws a bar; the default does nothing).
+pub trait Progress: Sync {
+    /// A new stage with `total` units of work.
+    fn stage(&self, name: &str, total: u64);
+    /// `n` more units done.
+    fn advance(&self, n: u64);
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// An operator's decisions on pairs of keys; they hold on every re-run.
+#[derive(Clone, Debug, Default)]
+pub struct Decisions {
+    /// Keys that are one person.
+    pub must_link: Vec<(EntryKey, EntryKey)>,
+    /// Keys that are different people.
+    pub cannot_link: Vec<(EntryKey, EntryKey)>,
+}
+
+/// What a linkage did, for the quality report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Rows pushed, distinct keys (entries), distinct identity profiles compared (records).
+    pub rows: u64,
+    pub entries: u64,
+    pub records: u64,
+    /// Pairs in all blocks before removing those already compared by an earlier rule.
+    pub candidate_pairs: u64,
+    /// Pairs compared, per rule (deterministic passes first).
+    pub pairs_compared: Vec<(String, u64)>,
+    /// Blocks skipped for their size, per rule: (rule, blocks, records).
+    pub blocks_skipped: Vec<(String, u64, u64)>,
+    /// Accepted pairs per pass (deterministic passes, then "probabilistic").
+    pub matches_per_pass: Vec<(String, u64)>,
+    /// Merges of clusters per pass.
+    pub merges_per_pass: Vec<(String, u64)>,
+    /// Pairs dropped because their histories cannot be one person.
+    pub impossible_pairs: u64,
+    /// Uncertain pairs left for review (between the review and match thresholds, not linked).
+    pub grey_zone: u64,
+    /// Merges refused by constraints.
+    pub refusals: Refusals,
+    /// Persons found.
+    pub persons: u64,
+    /// Model-based estimates: mean match probability of accepted pairs, and their expected
+    /// matches over the expected matches among all compared pairs.
+    pub estimated_precision: f64,
+    pub estimated_recall: f64,
+    /// Values taken as missing because they could not be read, per field.
+    pub invalid_values: Vec<(String, u64)>,
+    /// Wall time and comparisons per second (both scoring passes).
+    pub seconds: f64,
+    pub comparisons_per_second: f64,
+    pub threads: usize,
+}
+
+/// One field's part of a pair's match weight.
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldWeight {
+    pub field: String,
+    pub level: &'static str,
+    pub left: Option<String>,
+    pub right: Option<String>,
+    pub weight: f64,
+}
+
+/// The result of a linkage.
+pub struct Linkage {
+    pub dataset: Dataset,
+    pub settings: Settings,
+    pub model: Model,
+    /// Per record: its person (0-based, numbered in record order).
+    pub record_person: Vec<u32>,
+    /// Accepted pairs (strongest first).
+    pub accepted: Vec<Edge>,
+    /// Grey-zone pairs whose records were not linked.
+    pub review: Vec<Edge>,
+    pub report: Report,
+}
+
+impl Linkage {
+    /// Every entry (source key) with its person.
+    pub fn entry_persons(&self) -> Vec<(EntryKey, u32)> {
+        let mut out: Vec<(EntryKey, u32)> = Vec::with_capacity(self.dataset.entries());
+        let mut last = NONE;
+        for &(e, r) in &self.dataset.entry_records {
+            if e != last {
+                out.push((self.dataset.entry(e), self.record_person[r as usize]));
+                last = e;
+            }
+        }
+        out
+    }
+
+    /// One entry (source key) of record `r`.
+    pub fn record_entry(&self, r: u32) -> EntryKey {
+        // entry_records is sorted by entry; records of unique sources know theirs.
+        match self.dataset.rec_entry[r as usize] {
+            NONE => {
+                let e = self.dataset.entry_records.iter().find(|(_, x)| *x == r).map_or(0, |(e, _)| *e);
+                self.dataset.entry(e)
+            }
+            e => self.dataset.entry(e),
+        }
+    }
+
+    /// Per field, how records `a` and `b` compare and what it weighs.
+    pub fn explain(&self, a: u32, b: u32) -> Vec<FieldWeight> {
+        let scorer = scorer(&self.dataset, &self.settings, &self.model);
+        let p = pattern(&self.dataset, a, b);
+        self.settings
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(f, field)| {
+                let l = level_of(p, f);
+                FieldWeight {
+                    field: field.name.clone(),
+                    level: field.comparator.levels()[l as usize],
+                    left: self.dataset.display(f, a),
+                    right: self.dataset.display(f, b),
+                    weight: scorer.field_weight(f, l, a),
+                }
+            })
+            .collect()
+    }
+
+    /// Source name of record `r`.
+    pub fn record_source(&self, r: u32) -> &str {
+        self.dataset.source_name(r)
+    }
+}
+
+fn scorer<'a>(ds: &'a Dataset, settings: &Settings, model: &'a Model) -> Scorer<'a> {
+    Scorer {
+        ds,
+        model,
+        tf: settings.fields.iter().map(|f| f.term_frequency).collect(),
+        birth: settings.fields.iter().position(|f| f.comparator == Comparator::Date && f.name.contains("birth")),
+        death_grace_days: settings.death_grace_days,
+    }
+}
+
+/// Record pairs known to be one person (they share a source key), and each record's group.
+fn known_groups(ds: &Dataset) -> (Vec<(u32, u32)>, Vec<u32>) {
+    let n = ds.records();
+    let mut group: Vec<u32> = (0..n as u32).collect();
+    fn find(g: &mut [u32], mut x: u32) -> u32 {
+        while g[x as usize] != x {
+            g[x as usize] = g[g[x as usize] as usize];
+            x = g[x as usize];
+        }
+        x
+    }
+    let mut must = Vec::new();
+    let mut i = 0;
+    let er = &ds.entry_records;
+    while i < er.len() {
+        let mut j = i + 1;
+        while j < er.len() && er[j].0 == er[i].0 {
+            let (a, b) = (find(&mut group, er[i].1), find(&mut group, er[j].1));
+            if a != b {
+                group[a.max(b) as usize] = a.min(b);
+                must.push((er[i].1, er[j].1));
+            }
+            j += 1;
+        }
+        i = j;
+    }
+    for r in 0..n as u32 {
+        let root = find(&mut group, r);
+        group[r as usize] = root;
+    }
+    (must, group)
+}
+
+/// Links `ds`: deterministic passes, EM-fitted probabilistic matching, constrained clustering.
+pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &dyn Progress) -> Result<Linkage> {
+    settings.validate()?;
+    if ds.columns.len() != settings.fields.len() {
+        return Err(Error::Settings("the dataset was built for other settings".into()));
+    }
+    let started = Instant::now();
+    let threads = if settings.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { settings.threads };
+
+    // Operator decisions, by entry.
+    let mut entry_of: FxHashMap<EntryKey, u32> = FxHashMap::default();
+    if !decisions.must_link.is_empty() || !decisions.cannot_link.is_empty() {
+        for e in 0..ds.entries() as u32 {
+            entry_of.insert(ds.entry(e), e);
+        }
+    }
+    let entry_record = |e: u32| ds.entry_records.binary_search_by_key(&e, |x| x.0).map(|i| ds.entry_records[i].1).ok();
+    let (mut must, group) = known_groups(&ds);
+    for (x, y) in &decisions.must_link {
+        if let (Some(&ex), Some(&ey)) = (entry_of.get(x), entry_of.get(y)) {
+            if let (Some(a), Some(b)) = (entry_record(ex), entry_record(ey)) {
+                must.push((a, b));
+            }
+        }
+    }
+    let mut cannot: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    for (x, y) in &decisions.cannot_link {
+        if decisions.must_link.iter().any(|(a, b)| (a == x && b == y) || (a == y && b == x)) {
+            return Err(Error::Input(format!(
+                "{}:{} and {}:{} are both must-link and cannot-link",
+                x.source, x.key, y.source, y.key
+            )));
+        }
+        if let (Some(&ex), Some(&ey)) = (entry_of.get(x), entry_of.get(y)) {
+            cannot.entry(ex).or_default().push(ey);
+            cannot.entry(ey).or_default().push(ex);
+        }
+    }
+
+    // Blocks: deterministic passes first, then the blocking rules.
+    let mut rules: Vec<Vec<KeyPart>> = settings.deterministic.iter().map(|p| p.iter().map(|f| KeyPart::Value(f.clone())).collect()).collect();
+    rules.extend(settings.blocking.iter().map(|r| r.parts.clone()));
+    let rule_names: Vec<String> = settings
+        .deterministic
+        .iter()
+        .map(|p| format!("deterministic: {}", p.join(" + ")))
+        .chain(settings.blocking.iter().map(|r| format!("blocking: {}", r.describe())))
+        .collect();
+    let blocking = Blocking::new(&ds, settings, &rules, group);
+    let candidate_pairs = blocking.candidate_pairs();
+    let blocked: Vec<Vec<bool>> =
+        rules.iter().map(|parts| settings.fields.iter().map(|f| parts.iter().any(|p| p.field() == f.name)).collect()).collect();
+
+    // u from random pairs, then m and the prior by EM on each rule's comparison vectors.
+    let u = model::estimate_u(&ds, settings, &blocking.group);
+    progress.stage("linkage: training (comparisons)", candidate_pairs);
+    let advance = |n: u64| progress.advance(n);
+    let hists = blocking.scan(
+        &ds,
+        threads,
+        || (vec![FxHashMap::<u64, u64>::default(); rules.len()], 0u64),
+        |(h, n), rule, a, b| {
+            *h[rule].entry(pattern(&ds, a, b)).or_default() += 1;
+            *n += 1;
+        },
+        &advance,
+    );
+    let mut merged = vec![FxHashMap::<u64, u64>::default(); rules.len()];
+    let mut compared = 0u64;
+    for (h, n) in hists {
+        compared += n;
+        for (r, h) in h.into_iter().enumerate() {
+            for (p, c) in h {
+                *merged[r].entry(p).or_default() += c;
+            }
+        }
+    }
+    let mut pairs_compared = Vec::with_capacity(rules.len());
+    let hist: Vec<Vec<(u64, f64)>> = merged
+        .into_iter()
+        .enumerate()
+        .map(|(r, h)| {
+            let mut v: Vec<(u64, f64)> = h.into_iter().map(|(p, c)| (p, c as f64)).collect();
+            v.sort_unstable_by_key(|x| x.0);
+            pairs_compared.push((rule_names[r].clone(), v.iter().map(|x| x.1 as u64).sum()));
+            v
+        })
+        .collect();
+    let model = Model::fit(u, &hist, &blocked, settings.em_iterations);
+    tracing::info!(prior = model.prior, pairs = compared, "linkage model fitted");
+
+    // Score every pair; keep the grey zone and above.
+    let scorer = scorer(&ds, settings, &model);
+    let review_weight = (settings.review_threshold / (1.0 - settings.review_threshold)).log2();
+    let deterministic = settings.deterministic.len();
+    progress.stage("linkage: scoring (comparisons)", candidate_pairs);
+    let scored = blocking.scan(
+        &ds,
+        threads,
+        || (Vec::<Edge>::new(), 0.0f64, 0u64),
+        |(edges, expected, impossible), rule, a, b| {
+            let w = scorer.weight(pattern(&ds, a, b), a);
+            *expected += probability(w);
+            let det = rule < deterministic;
+            if det || w >= review_weight {
+                if scorer.impossible(a, b).is_some() {
+                    *impossible += 1;
+                    return;
+                }
+                edges.push(Edge { a, b, weight: w as f32, pass: if det { rule as u8 } else { PROBABILISTIC } });
+            }
+        },
+        &advance,
+    );
+    let mut edges = Vec::new();
+    let (mut expected_all, mut impossible_pairs) = (0.0, 0u64);
+    for (e, x, i) in scored {
+        edges.extend(e);
+        expected_all += x;
+        impossible_pairs += i;
+    }
+    edges.sort_unstable_by(|x, y| {
+        x.pass.cmp(&y.pass).then(y.weight.total_cmp(&x.weight)).then(x.a.cmp(&y.a)).then(x.b.cmp(&y.b))
+    });
+    let match_weight = (settings.match_threshold / (1.0 - settings.match_threshold)).log2() as f32;
+    let accepted: Vec<bool> = edges.iter().map(|e| e.pass != PROBABILISTIC || e.weight >= match_weight).collect();
+
+    progress.stage("linkage: clustering (pairs)", edges.len() as u64);
+    let mut merges = vec![0u64; deterministic + 1];
+    let mut refusals = Refusals::default();
+    let smallest = cluster::cluster(&ds, &edges, &accepted, &must, &cannot, settings.death_grace_days, &mut merges, &mut refusals);
+    progress.advance(edges.len() as u64);
+    // Persons numbered in record order.
+    let mut number = vec![NONE; ds.records()];
+    let mut persons = 0u32;
+    let record_person: Vec<u32> = smallest
+        .iter()
+        .map(|&s| {
+            if number[s as usize] == NONE {
+                number[s as usize] = persons;
+                persons += 1;
+            }
+            number[s as usize]
+        })
+        .collect();
+
+    let pass_names: Vec<String> =
+        settings.deterministic.iter().map(|p| p.join(" + ")).chain(std::iter::once("probabilistic".to_owned())).collect();
+    let mut matches = vec![0u64; deterministic + 1];
+    let (mut accepted_edges, mut review) = (Vec::new(), Vec::new());
+    let mut expected_accepted = 0.0;
+    for (e, ok) in edges.into_iter().zip(accepted) {
+        if ok {
+            matches[if e.pass == PROBABILISTIC { deterministic } else { e.pass as usize }] += 1;
+            expected_accepted += probability(e.weight as f64);
+            accepted_edges.push(e);
+        } else if record_person[e.a as usize] != record_person[e.b as usize] {
+            review.push(e);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let report = Report {
+        rows: ds.rows(),
+        entries: ds.entries() as u64,
+        records: ds.records() as u64,
+        candidate_pairs,
+        pairs_compared,
+        blocks_skipped: rule_names.iter().zip(&blocking.skipped).filter(|(_, s)| s.0 > 0).map(|(n, s)| (n.clone(), s.0, s.1)).collect(),
+        matches_per_pass: pass_names.iter().cloned().zip(matches).collect(),
+        merges_per_pass: pass_names.into_iter().zip(merges).collect(),
+        impossible_pairs,
+        grey_zone: review.len() as u64,
+        refusals,
+        persons: persons as u64,
+        estimated_precision: if accepted_edges.is_empty() { 1.0 } else { expected_accepted / accepted_edges.len() as f64 },
+        estimated_recall: if expected_all > 0.0 { (expected_accepted / expected_all).min(1.0) } else { 1.0 },
+        invalid_values: settings.fields.iter().map(|f| f.name.clone()).zip(ds.invalid()).filter(|x| x.1 > 0).collect(),
+        seconds,
+        comparisons_per_second: 2.0 * compared as f64 / seconds.max(1e-9),
+        threads,
+    };
+    Ok(Linkage { dataset: ds, settings: settings.clone(), model, record_person, accepted: accepted_edges, review, report })
+}
