@@ -20,6 +20,8 @@ pub enum ObjectKind {
     Role,
     /// A policy (masking, row access, projection or aggregation).
     Policy,
+    /// A source declared for research-ID linkage.
+    LinkageSource,
 }
 
 impl fmt::Display for ObjectKind {
@@ -31,6 +33,7 @@ impl fmt::Display for ObjectKind {
             Self::Relation => "relation",
             Self::Role => "role",
             Self::Policy => "policy",
+            Self::LinkageSource => "linkage source",
         })
     }
 }

@@ -29,12 +29,14 @@
 #![deny(missing_docs)]
 
 mod error;
+mod linkage;
 mod log;
 mod model;
 mod policy;
 mod roles;
 
 pub use error::{Error, ObjectKind, Result};
+pub use linkage::LinkageSourceEntry;
 pub use log::{Catalog, Snapshot};
 pub use model::{CatalogState, SchemaEntry, TableEntry, ViewEntry};
 pub use policy::{

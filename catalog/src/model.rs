@@ -24,6 +24,9 @@ pub struct CatalogState {
     /// Policy definitions by name (attachments live on each table).
     #[serde(default)]
     pub policies: BTreeMap<String, crate::PolicyEntry>,
+    /// Sources declared for research-ID linkage, by name.
+    #[serde(default)]
+    pub linkage_sources: BTreeMap<String, crate::LinkageSourceEntry>,
 }
 
 /// A schema (namespace) and the relations in it.

@@ -29,10 +29,13 @@ impl ProgressSink for TerminalProgress {
                 Some(t) => ProgressBar::new(t),
                 None => ProgressBar::new_spinner(),
             };
-            bar.set_style(
-                ProgressStyle::with_template("{msg:30} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+            // Loads count bytes; a linkage counts record pairs.
+            let template = if label.starts_with("linkage") {
+                "{msg:34} {bar:30} {human_pos}/{human_len} {per_sec} eta {eta}"
+            } else {
+                "{msg:30} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            };
+            bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
             bar.set_message(label.to_string());
             bar
         });

@@ -226,12 +226,22 @@ fn not_null_error(
 
 /// Appends in-memory batches (in the table's schema) to a table in one commit.
 pub(crate) async fn append_batches(session: &Session, qn: &QualifiedName, batches: Vec<datafusion::arrow::array::RecordBatch>) -> Result<u64> {
+    write_batches(session, qn, batches, InsertOp::Append).await
+}
+
+/// Replaces a table's rows with in-memory batches (in the table's schema) in one commit: readers
+/// see the old rows or the new ones, never none.
+pub(crate) async fn overwrite_batches(session: &Session, qn: &QualifiedName, batches: Vec<datafusion::arrow::array::RecordBatch>) -> Result<u64> {
+    write_batches(session, qn, batches, InsertOp::Overwrite).await
+}
+
+async fn write_batches(session: &Session, qn: &QualifiedName, batches: Vec<datafusion::arrow::array::RecordBatch>, op: InsertOp) -> Result<u64> {
     let entry = target_entry(session, qn).await?;
     let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
     let Some(first) = batches.first() else { return Ok(0) };
     let mem = datafusion::datasource::MemTable::try_new(first.schema(), vec![batches]).map_err(Error::from_datafusion)?;
     let plan = LogicalPlanBuilder::scan("input", provider_as_source(Arc::new(mem)), None)?.build()?;
-    insert_into_table(session, table, &qn.to_string(), plan).await
+    write_into_table(session, table, &qn.to_string(), plan, op).await
 }
 
 /// Appends the rows of `input` (already in the table's column order and types) to `table` in
@@ -242,6 +252,10 @@ pub(crate) async fn insert_into_table(
     display_name: &str,
     input: LogicalPlan,
 ) -> Result<u64> {
+    write_into_table(session, table, display_name, input, InsertOp::Append).await
+}
+
+async fn write_into_table(session: &Session, table: DeltaTable, display_name: &str, input: LogicalPlan, op: InsertOp) -> Result<u64> {
     let state = session.ctx.state();
     let provider = table.table_provider().await?;
     check_not_null_input(&provider, &input, display_name)?;
@@ -252,7 +266,7 @@ pub(crate) async fn insert_into_table(
     if datafusion::physical_plan::ExecutionPlanProperties::output_partitioning(&physical).partition_count() > 1 {
         physical = Arc::new(datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec::new(physical));
     }
-    let sink = provider.insert_into(&state, physical, InsertOp::Append).await.map_err(Error::from_datafusion)?;
+    let sink = provider.insert_into(&state, physical, op).await.map_err(Error::from_datafusion)?;
     let target = provider.schema();
     let policed = crate::policy::reads_policed(&input);
     let batches =

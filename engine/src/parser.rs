@@ -33,6 +33,8 @@ pub enum StatementKind {
     Extract(Box<crate::extract::ExtractStatement>),
     /// `EXPLAIN PRIVACY`: which policies a query or extract is subject to, and what they did.
     ExplainPrivacy(Box<crate::policy::ExplainPrivacy>),
+    /// Research-ID linkage: `CREATE/DROP LINKAGE SOURCE`, `SHOW LINKAGE SOURCES`, `LINK`.
+    Linkage(Box<crate::linkage::LinkageStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -94,6 +96,8 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
         let start = next.span.start;
         let kind = if crate::extract::at_extract(&parser) {
             StatementKind::Extract(Box::new(crate::extract::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::linkage::at_linkage(&parser) {
+            StatementKind::Linkage(Box::new(crate::linkage::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::policy::explain::at_explain_privacy(&parser) {
             StatementKind::ExplainPrivacy(Box::new(crate::policy::explain::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::policy::at_policy_statement(&parser) {

@@ -356,6 +356,11 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::policy::explain::execute(self, *explain).await
             }
+            StatementKind::Linkage(linkage) => {
+                self.pin_catalog().await?;
+                // Boxed: a linkage's future is large, and debug builds run it on small stacks.
+                Box::pin(crate::linkage::execute(self, *linkage)).await
+            }
             StatementKind::Sql(sql) => {
                 let sql = crate::pg::rewrite_for_compatibility(&stmt.text, *sql);
                 // A constant query answered before (`SELECT 1`) needs neither catalog nor planner.
@@ -508,6 +513,9 @@ impl Session {
             StatementKind::Sql(sql) => sql,
             StatementKind::Extract(_) | StatementKind::ExplainPrivacy(_) => {
                 return Ok(Described { parameters: vec![], columns: Some(crate::extract::report_schema()) });
+            }
+            StatementKind::Linkage(l) => {
+                return Ok(Described { parameters: vec![], columns: crate::linkage::result_schema(l) });
             }
             _ => return Ok(Described::default()),
         };

@@ -139,10 +139,11 @@ impl Blocking {
         Self { rules: out, group, skipped, tasks }
     }
 
-    /// Pairs that rule `rule` would produce in its blocks, before deduplication.
-    pub fn candidate_pairs(&self) -> u64 {
+    /// Pairs that rules below `rules` would produce in their blocks, before deduplication.
+    pub fn candidate_pairs(&self, rules: usize) -> u64 {
         self.tasks
             .iter()
+            .filter(|t| t.rule < rules)
             .map(|t| {
                 let s = &self.rules[t.rule].sorted[t.start..t.end];
                 let mut total = 0u64;
@@ -160,12 +161,26 @@ impl Blocking {
             .sum()
     }
 
+    /// Whether no rule before `rule` produces the pair (so `rule` is the one that compares it).
+    pub fn first_rule(&self, rule: usize, a: u32, b: u32) -> bool {
+        !self.rules[..rule].iter().any(|e| {
+            let k = e.keys[a as usize];
+            k != 0 && k == e.keys[b as usize]
+        })
+    }
+
     /// Calls `visit(state, rule, a, b)` for every pair to compare (a < b), on `threads` threads.
-    /// Returns one state per task, in a fixed order (so merging them is deterministic).
+    /// With `dedup`, a pair an earlier rule produced is skipped (scoring compares each pair
+    /// once); without, every rule sees all its pairs (training: a rule's pairs must not be
+    /// biased towards disagreeing on earlier rules' keys). Returns one state per task, in a fixed
+    /// order (so merging them is deterministic).
+    /// Only rules below `rules` are scanned.
     pub fn scan<S: Send>(
         &self,
         ds: &Dataset,
         threads: usize,
+        dedup: bool,
+        rules: usize,
         make: impl Fn() -> S + Sync,
         visit: impl Fn(&mut S, usize, u32, u32) + Sync,
         progress: &(dyn Fn(u64) + Sync),
@@ -180,8 +195,11 @@ impl Blocking {
                         loop {
                             let t = next.fetch_add(1, Ordering::Relaxed);
                             let Some(task) = self.tasks.get(t) else { break };
+                            if task.rule >= rules {
+                                continue;
+                            }
                             let mut state = make();
-                            let pairs = self.run_task(ds, *task, &mut state, &visit);
+                            let pairs = self.run_task(ds, *task, dedup, &mut state, &visit);
                             progress(pairs);
                             done.push((t, state));
                         }
@@ -197,9 +215,8 @@ impl Blocking {
         results.into_iter().map(|(_, s)| s).collect()
     }
 
-    fn run_task<S>(&self, ds: &Dataset, task: Task, state: &mut S, visit: &impl Fn(&mut S, usize, u32, u32)) -> u64 {
+    fn run_task<S>(&self, ds: &Dataset, task: Task, dedup: bool, state: &mut S, visit: &impl Fn(&mut S, usize, u32, u32)) -> u64 {
         let rule = &self.rules[task.rule];
-        let earlier = &self.rules[..task.rule];
         let s = &rule.sorted[task.start..task.end];
         let mut seen = 0u64;
         let mut i = 0;
@@ -216,10 +233,7 @@ impl Blocking {
                     if self.group[a as usize] == self.group[b as usize] || ds.cannot_link(a, b) {
                         continue;
                     }
-                    if earlier.iter().any(|e| {
-                        let k = e.keys[a as usize];
-                        k != 0 && k == e.keys[b as usize]
-                    }) {
+                    if dedup && !self.first_rule(task.rule, a, b) {
                         continue;
                     }
                     visit(state, task.rule, a, b);

@@ -21,8 +21,10 @@ pub struct Edge {
     pub b: u32,
     /// Match weight (log2-odds).
     pub weight: f32,
-    /// Deterministic pass that produced it, or [`PROBABILISTIC`].
+    /// Deterministic pass that accepted it, or [`PROBABILISTIC`].
     pub pass: u8,
+    /// The rule (deterministic passes first, then blocking rules) that compared it.
+    pub rule: u8,
 }
 
 /// `Edge::pass` of a pair accepted by its match weight.

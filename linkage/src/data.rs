@@ -115,7 +115,7 @@ fn normalize(comparator: Comparator, raw: &str, buf: &mut String) -> bool {
     buf.clear();
     match comparator {
         Comparator::Name => {
-            kana::normalize_into(raw.trim(), buf);
+            kana::name_normalize_into(raw.trim(), buf);
             if buf.chars().any(|c| c.is_ascii_uppercase()) {
                 *buf = buf.to_lowercase();
             }
@@ -351,7 +351,9 @@ impl DatasetBuilder {
         let rec_history = order.iter().map(|&o| self.rec_history[o as usize]).collect();
         let mut entry_records: Vec<(u32, u32)> = self.rows.iter().map(|&(e, r)| (e, new_index[r as usize])).collect();
         entry_records.sort_unstable();
+        let rec_first_entry = permute(&first_entry);
         Dataset {
+            rec_first_entry,
             columns: self.columns,
             sources: self.sources,
             entries: self.entries,
@@ -375,6 +377,8 @@ pub struct Dataset {
     pub(crate) rec_history: Vec<History>,
     /// (entry, record), sorted.
     pub(crate) entry_records: Vec<(u32, u32)>,
+    /// Per record: the entry with the smallest key holding it.
+    pub(crate) rec_first_entry: Vec<u32>,
     pub(crate) rows: u64,
 }
 

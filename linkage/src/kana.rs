@@ -119,6 +119,93 @@ pub fn normalize_into(s: &str, out: &mut String) {
     }
 }
 
+/// Old and variant kanji forms (旧字体, 異体字) that registers keep in names, to the common form:
+/// 髙橋 and 高橋 are one name.
+fn fold_kanji(c: char) -> char {
+    match c {
+        '髙' => '高',
+        '﨑' | '嵜' => '崎',
+        '邊' | '邉' => '辺',
+        '齋' | '齊' => '斎',
+        '櫻' => '桜',
+        '澤' => '沢',
+        '濱' | '濵' => '浜',
+        '瀧' => '滝',
+        '澁' => '渋',
+        '廣' => '広',
+        '國' => '国',
+        '嶋' | '嶌' => '島',
+        '德' => '徳',
+        '惠' => '恵',
+        '榮' => '栄',
+        '冨' => '富',
+        '槇' => '槙',
+        '淵' => '渕',
+        '萬' => '万',
+        '龍' => '竜',
+        '壽' => '寿',
+        '實' => '実',
+        '藏' => '蔵',
+        '眞' => '真',
+        other => other,
+    }
+}
+
+/// The comparison form of a personal name in kana or kanji: [`normalize_into`], then old kanji
+/// forms to the common ones (髙 高, 﨑 崎, 邊 辺, 齋 斎, 澤 沢, ...).
+pub fn name_normalize_into(s: &str, out: &mut String) {
+    normalize_into(s, out);
+    if out.chars().any(|c| fold_kanji(c) != c) {
+        *out = out.chars().map(fold_kanji).collect();
+    }
+}
+
+/// Splits a raw name at its first separator (any space, including U+3000, or a middle dot) into
+/// family and given name, both normalised. `None` when there is no separator.
+pub fn split_name(raw: &str) -> Option<(String, String)> {
+    let raw = raw.trim();
+    let at = raw.find(|c: char| c.is_whitespace() || matches!(c, '・' | '･' | '·'))?;
+    let sep_len = raw[at..].chars().next().map_or(1, char::len_utf8);
+    let (mut family, mut given) = (String::new(), String::new());
+    name_normalize_into(&raw[..at], &mut family);
+    name_normalize_into(&raw[at + sep_len..], &mut given);
+    (!family.is_empty() && !given.is_empty()).then_some((family, given))
+}
+
+/// Splits names written without a separator (ヤマダタロウ) into family and given name, using the
+/// family and given names seen written with one.
+#[derive(Debug, Default)]
+pub struct NameSplitter {
+    family: rustc_hash::FxHashMap<String, u64>,
+    given: rustc_hash::FxHashMap<String, u64>,
+}
+
+impl NameSplitter {
+    /// Learns from a name written with a separator (normalised parts, as [`split_name`] gives).
+    pub fn learn(&mut self, family: &str, given: &str) {
+        *self.family.entry(family.to_owned()).or_default() += 1;
+        *self.given.entry(given.to_owned()).or_default() += 1;
+    }
+
+    /// The most likely split of a normalised name: among the cuts where both parts are known,
+    /// the one whose parts are most frequent together; else the longest known family name that
+    /// leaves something; else `None`.
+    pub fn split(&self, name: &str) -> Option<(String, String)> {
+        let cuts: Vec<usize> = name.char_indices().map(|(i, _)| i).filter(|&i| i > 0).collect();
+        let best = cuts
+            .iter()
+            .filter_map(|&i| {
+                let f = self.family.get(&name[..i])?;
+                let g = self.given.get(&name[i..])?;
+                Some((f * g, std::cmp::Reverse(i)))
+            })
+            .max()
+            .map(|(_, std::cmp::Reverse(i))| i)
+            .or_else(|| cuts.iter().rev().copied().find(|&i| self.family.contains_key(&name[..i])))?;
+        Some((name[..best].to_owned(), name[best..].to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +250,19 @@ mod tests {
         assert_eq!(norm("サ―ト"), "サート");
         assert_eq!(norm("A-1"), "A-1");
         assert_eq!(norm("-サ"), "-サ");
+    }
+
+    #[test]
+    fn names_split_and_fold() {
+        assert_eq!(split_name("髙橋　太郎"), Some(("高橋".into(), "太郎".into())));
+        assert_eq!(split_name("ﾀｶﾊｼ ﾀﾛｳ"), Some(("タカハシ".into(), "タロウ".into())));
+        assert_eq!(split_name("タカハシタロウ"), None);
+        let mut s = NameSplitter::default();
+        for (f, g) in [("タカハシ", "タロウ"), ("タカ", "ハシタ"), ("タカハシ", "ハナコ"), ("ヤマダ", "タロウ")] {
+            s.learn(f, g);
+        }
+        assert_eq!(s.split("タカハシタロウ"), Some(("タカハシ".into(), "タロウ".into())));
+        assert_eq!(s.split("ヤマダジロウ"), Some(("ヤマダ".into(), "ジロウ".into())));
+        assert_eq!(s.split("スズキイチロウ"), None);
     }
 }

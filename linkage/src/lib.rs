@@ -8,9 +8,9 @@
 //! order and with any thread count give the same persons.
 //!
 //! ## What this crate owns, and what it must not do
-//! It owns the linkage algorithm and kana name normalisation. It does no I/O, knows nothing of
-//! tables, SQL or research IDs (the engine reads sources, assigns and persists the IDs), and never
-//! logs a compared value.
+//! It owns the linkage algorithm, kana name normalisation and the rule that keeps research IDs
+//! stable across linkages. It does no I/O and knows nothing of tables or SQL (the engine reads
+//! the sources and persists the IDs), and it never logs a compared value.
 //!
 //! ```
 //! use kura_linkage::{BlockingRule, Comparator, DatasetBuilder, Field, History, Settings, SourcePolicy, link};
@@ -34,6 +34,7 @@ mod cluster;
 mod compare;
 mod data;
 mod eval;
+mod ids;
 pub mod kana;
 mod model;
 mod spec;
@@ -47,6 +48,7 @@ pub use cluster::{Edge, PROBABILISTIC, Refusals};
 pub use compare::{date_typo, jaro_winkler, one_edit};
 pub use data::{Dataset, DatasetBuilder, EntryKey, History, SourcePolicy, days_from_yyyymmdd, parse_date};
 pub use eval::{Quality, pairwise_quality};
+pub use ids::{Assignment, IdChange, assign_ids};
 pub use model::{Model, probability};
 pub use spec::{BlockingRule, Comparator, EXACT, Field, KeyPart, MISSING, Settings};
 
@@ -124,7 +126,8 @@ pub struct Report {
     pub estimated_recall: f64,
     /// Values taken as missing because they could not be read, per field.
     pub invalid_values: Vec<(String, u64)>,
-    /// Wall time and comparisons per second (both scoring passes).
+    /// Wall time, and comparisons per second (training compares each rule's pairs, scoring each
+    /// pair once).
     pub seconds: f64,
     pub comparisons_per_second: f64,
     pub threads: usize,
@@ -168,20 +171,14 @@ impl Linkage {
         out
     }
 
-    /// One entry (source key) of record `r`.
+    /// One entry (source key) of record `r`: the smallest key holding it.
     pub fn record_entry(&self, r: u32) -> EntryKey {
-        // entry_records is sorted by entry; records of unique sources know theirs.
-        match self.dataset.rec_entry[r as usize] {
-            NONE => {
-                let e = self.dataset.entry_records.iter().find(|(_, x)| *x == r).map_or(0, |(e, _)| *e);
-                self.dataset.entry(e)
-            }
-            e => self.dataset.entry(e),
-        }
+        self.dataset.entry(self.dataset.rec_first_entry[r as usize])
     }
 
-    /// Per field, how records `a` and `b` compare and what it weighs.
-    pub fn explain(&self, a: u32, b: u32) -> Vec<FieldWeight> {
+    /// Per field, how the records of `edge` compare and what it weighs.
+    pub fn explain(&self, edge: &Edge) -> Vec<FieldWeight> {
+        let (a, b, rule) = (edge.a, edge.b, edge.rule as usize);
         let scorer = scorer(&self.dataset, &self.settings, &self.model);
         let p = pattern(&self.dataset, a, b);
         self.settings
@@ -195,7 +192,7 @@ impl Linkage {
                     level: field.comparator.levels()[l as usize],
                     left: self.dataset.display(f, a),
                     right: self.dataset.display(f, b),
-                    weight: scorer.field_weight(f, l, a),
+                    weight: scorer.field_weight(rule, f, l, a),
                 }
             })
             .collect()
@@ -292,54 +289,84 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
     // Blocks: deterministic passes first, then the blocking rules.
     let mut rules: Vec<Vec<KeyPart>> = settings.deterministic.iter().map(|p| p.iter().map(|f| KeyPart::Value(f.clone())).collect()).collect();
     rules.extend(settings.blocking.iter().map(|r| r.parts.clone()));
+    // Training-only rules come last: scoring stops before them.
+    let scoring_rules = rules.len();
+    rules.extend(settings.training.iter().map(|r| r.parts.clone()));
     let rule_names: Vec<String> = settings
         .deterministic
         .iter()
         .map(|p| format!("deterministic: {}", p.join(" + ")))
         .chain(settings.blocking.iter().map(|r| format!("blocking: {}", r.describe())))
+        .chain(settings.training.iter().map(|r| format!("training: {}", r.describe())))
         .collect();
     let blocking = Blocking::new(&ds, settings, &rules, group);
-    let candidate_pairs = blocking.candidate_pairs();
-    let blocked: Vec<Vec<bool>> =
-        rules.iter().map(|parts| settings.fields.iter().map(|f| parts.iter().any(|p| p.field() == f.name)).collect()).collect();
+    let candidate_pairs = blocking.candidate_pairs(scoring_rules);
+    let training_pairs = blocking.candidate_pairs(rules.len());
+    // A rule blocks on a field when it requires the field's whole value to agree (a prefix or a
+    // year leaves the rest of the value informative), or that of a field in its group.
+    let blocked: Vec<Vec<bool>> = rules
+        .iter()
+        .map(|parts| {
+            let whole: Vec<&Field> = settings
+                .fields
+                .iter()
+                .filter(|f| parts.iter().any(|p| matches!(p, KeyPart::Value(v) if *v == f.name)))
+                .collect();
+            settings
+                .fields
+                .iter()
+                .map(|f| whole.iter().any(|w| w.name == f.name || (w.group.is_some() && w.group == f.group)))
+                .collect()
+        })
+        .collect();
 
     // u from random pairs, then m and the prior by EM on each rule's comparison vectors.
     let u = model::estimate_u(&ds, settings, &blocking.group);
-    progress.stage("linkage: training (comparisons)", candidate_pairs);
+    progress.stage("linkage: training (comparisons)", training_pairs);
     let advance = |n: u64| progress.advance(n);
+    // Each rule trains on all its pairs (scoring then compares each pair once).
     let hists = blocking.scan(
         &ds,
         threads,
-        || (vec![FxHashMap::<u64, u64>::default(); rules.len()], 0u64),
+        false,
+        rules.len(),
+        || (vec![FxHashMap::<u64, u64>::default(); rules.len()], vec![0u64; rules.len()]),
         |(h, n), rule, a, b| {
             *h[rule].entry(pattern(&ds, a, b)).or_default() += 1;
-            *n += 1;
+            if blocking.first_rule(rule, a, b) {
+                n[rule] += 1;
+            }
         },
         &advance,
     );
     let mut merged = vec![FxHashMap::<u64, u64>::default(); rules.len()];
-    let mut compared = 0u64;
+    let mut per_rule = vec![0u64; rules.len()];
     for (h, n) in hists {
-        compared += n;
         for (r, h) in h.into_iter().enumerate() {
             for (p, c) in h {
                 *merged[r].entry(p).or_default() += c;
             }
+            per_rule[r] += n[r];
         }
     }
-    let mut pairs_compared = Vec::with_capacity(rules.len());
-    let hist: Vec<Vec<(u64, f64)>> = merged
-        .into_iter()
-        .enumerate()
-        .map(|(r, h)| {
-            let mut v: Vec<(u64, f64)> = h.into_iter().map(|(p, c)| (p, c as f64)).collect();
-            v.sort_unstable_by_key(|x| x.0);
-            pairs_compared.push((rule_names[r].clone(), v.iter().map(|x| x.1 as u64).sum()));
-            v
-        })
+    let sorted = |h: FxHashMap<u64, u64>| {
+        let mut v: Vec<(u64, f64)> = h.into_iter().map(|(p, c)| (p, c as f64)).collect();
+        v.sort_unstable_by_key(|x| x.0);
+        v
+    };
+    let trained: u64 = merged.iter().flat_map(|h| h.values()).sum();
+    let compared: u64 = per_rule.iter().sum();
+    let pairs_compared: Vec<(String, u64)> = rule_names.iter().cloned().zip(per_rule).take(scoring_rules).collect();
+    let hist: Vec<Vec<(u64, f64)>> = merged.into_iter().map(sorted).collect();
+    let train: Vec<bool> = settings
+        .deterministic
+        .iter()
+        .map(|_| true)
+        .chain(settings.blocking.iter().map(|r| r.train))
+        .chain(settings.training.iter().map(|_| true))
         .collect();
-    let model = Model::fit(u, &hist, &blocked, settings.em_iterations);
-    tracing::info!(prior = model.prior, pairs = compared, "linkage model fitted");
+    let model = Model::fit(u, &hist, &blocked, &train, settings.em_iterations);
+    tracing::info!(pairs = compared, "linkage model fitted");
 
     // Score every pair; keep the grey zone and above.
     let scorer = scorer(&ds, settings, &model);
@@ -349,9 +376,11 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
     let scored = blocking.scan(
         &ds,
         threads,
+        true,
+        scoring_rules,
         || (Vec::<Edge>::new(), 0.0f64, 0u64),
         |(edges, expected, impossible), rule, a, b| {
-            let w = scorer.weight(pattern(&ds, a, b), a);
+            let w = scorer.weight(rule, pattern(&ds, a, b), a);
             *expected += probability(w);
             let det = rule < deterministic;
             if det || w >= review_weight {
@@ -359,7 +388,7 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
                     *impossible += 1;
                     return;
                 }
-                edges.push(Edge { a, b, weight: w as f32, pass: if det { rule as u8 } else { PROBABILISTIC } });
+                edges.push(Edge { a, b, weight: w as f32, pass: if det { rule as u8 } else { PROBABILISTIC }, rule: rule as u8 });
             }
         },
         &advance,
@@ -428,7 +457,7 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         estimated_recall: if expected_all > 0.0 { (expected_accepted / expected_all).min(1.0) } else { 1.0 },
         invalid_values: settings.fields.iter().map(|f| f.name.clone()).zip(ds.invalid()).filter(|x| x.1 > 0).collect(),
         seconds,
-        comparisons_per_second: 2.0 * compared as f64 / seconds.max(1e-9),
+        comparisons_per_second: (trained + compared) as f64 / seconds.max(1e-9),
         threads,
     };
     Ok(Linkage { dataset: ds, settings: settings.clone(), model, record_person, accepted: accepted_edges, review, report })

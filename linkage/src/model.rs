@@ -8,10 +8,15 @@
 //! As Splink does, u is estimated from random record pairs (nearly all non-matches) and kept
 //! fixed; m is estimated by EM once per blocking rule, leaving out the fields the rule blocks on
 //! (they agree by construction there), and averaged over rules.
+//!
+//! A pair is scored given the rule that compared it: the prior is that rule's share of matches
+//! (EM with m and u fixed), and the fields the rule blocks on add nothing more (their agreement is
+//! already in the prior) except their term-frequency adjustment: agreeing on a rare name says more
+//! than the rule's average. So a block of people sharing a given name and a birth year, nearly all
+//! different persons, does not turn name agreement into a match.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::level;
@@ -40,8 +45,10 @@ pub(crate) fn level_of(p: u64, f: usize) -> u8 {
 /// Estimated parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
-    /// Probability that a compared pair is a match.
-    pub prior: f64,
+    /// Per rule (deterministic passes first): probability that a pair in its blocks is a match.
+    pub rule_priors: Vec<f64>,
+    /// Per rule, per field: whether the rule blocks on the field's whole value.
+    pub blocked: Vec<Vec<bool>>,
     /// Per field, per level: probability among matches.
     pub m: Vec<Vec<f64>>,
     /// Per field, per level: probability among non-matches.
@@ -160,14 +167,14 @@ fn em(hist: &[(u64, f64)], u: &[Vec<f64>], fit: &[bool], iterations: usize) -> (
     (m, prior, done)
 }
 
-/// The prior alone by EM, with m and u fixed.
-fn em_prior(hist: &[(u64, f64)], weights: &[Vec<f64>], iterations: usize) -> f64 {
+/// The prior alone by EM, with m and u fixed, over the fields in `fit`.
+fn em_prior(hist: &[(u64, f64)], weights: &[Vec<f64>], fit: &[bool], iterations: usize) -> f64 {
     let mut prior = 0.05f64;
     for _ in 0..iterations.max(1) * 4 {
         let logit = (prior / (1.0 - prior)).log2();
         let (mut matches, mut total) = (0.0, 0.0);
         for &(p, count) in hist {
-            let w: f64 = (0..weights.len()).map(|f| weights[f][level_of(p, f) as usize]).sum::<f64>() + logit;
+            let w: f64 = (0..weights.len()).filter(|&f| fit[f]).map(|f| weights[f][level_of(p, f) as usize]).sum::<f64>() + logit;
             matches += count / (1.0 + (-w).exp2());
             total += count;
         }
@@ -187,15 +194,16 @@ fn em_prior(hist: &[(u64, f64)], weights: &[Vec<f64>], iterations: usize) -> f64
 impl Model {
     /// Fits the model: `hists[r]` is rule `r`'s pattern histogram, `blocked[r][f]` whether rule
     /// `r` blocks on field `f`.
-    pub(crate) fn fit(u: Vec<Vec<f64>>, hists: &[Vec<(u64, f64)>], blocked: &[Vec<bool>], iterations: usize) -> Model {
+    /// Only rules marked in `train` teach m; every rule gets its prior.
+    pub(crate) fn fit(u: Vec<Vec<f64>>, hists: &[Vec<(u64, f64)>], blocked: &[Vec<bool>], train: &[bool], iterations: usize) -> Model {
         let fields = u.len();
         let mut sum: Vec<Vec<f64>> = u.iter().map(|l| vec![0.0; l.len()]).collect();
         let mut n = vec![0usize; fields];
         let mut iters = Vec::with_capacity(hists.len());
-        for (hist, blocked) in hists.iter().zip(blocked) {
+        for ((hist, blocked), train) in hists.iter().zip(blocked).zip(train) {
             let fit: Vec<bool> = blocked.iter().map(|b| !b).collect();
             let pairs: f64 = hist.iter().map(|h| h.1).sum();
-            if pairs < 10.0 {
+            if pairs < 10.0 || !train {
                 iters.push(0);
                 continue;
             }
@@ -222,21 +230,21 @@ impl Model {
             })
             .collect();
         let weights = weights(&m, &u);
-        let mut union: FxHashMap<u64, f64> = FxHashMap::default();
-        for hist in hists {
-            for &(p, c) in hist {
-                *union.entry(p).or_default() += c;
-            }
-        }
-        let mut union: Vec<(u64, f64)> = union.into_iter().collect();
-        union.sort_unstable_by_key(|h| h.0);
-        let prior = em_prior(&union, &weights, iterations);
-        Model { prior, m, u, weights, iterations: iters }
+        let rule_priors = hists
+            .iter()
+            .zip(blocked)
+            .map(|(hist, blocked)| {
+                let fit: Vec<bool> = blocked.iter().map(|b| !b).collect();
+                em_prior(hist, &weights, &fit, iterations)
+            })
+            .collect();
+        Model { rule_priors, blocked: blocked.to_vec(), m, u, weights, iterations: iters }
     }
 
-    /// Log2-odds of the prior.
-    pub fn prior_weight(&self) -> f64 {
-        (self.prior / (1.0 - self.prior)).log2()
+    /// Log2-odds of rule `rule`'s prior.
+    pub fn prior_weight(&self, rule: usize) -> f64 {
+        let p = self.rule_priors[rule];
+        (p / (1.0 - p)).log2()
     }
 }
 
@@ -261,24 +269,31 @@ pub(crate) struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
-    /// Weight of field `f` at level `l` for records `a` and `b`.
+    /// Term-frequency adjustment of exact agreement on field `f` with record `a`'s value:
+    /// `log2(u_exact / tf(value))`, positive for a rarer than average value.
     #[inline]
-    pub fn field_weight(&self, f: usize, l: u8, a: u32) -> f64 {
-        if l == EXACT && self.tf[f] {
-            let col = &self.ds.columns[f];
-            let id = col.ids[a as usize];
-            let floor = self.model.u[f][EXACT as usize].min(1e-7);
-            return (self.model.m[f][EXACT as usize] / col.tf(id).max(floor)).log2();
-        }
-        self.model.weights[f][l as usize]
+    fn tf_adjustment(&self, f: usize, a: u32) -> f64 {
+        let col = &self.ds.columns[f];
+        let u = self.model.u[f][EXACT as usize];
+        (u / col.tf(col.ids[a as usize]).max(u.min(1e-7))).log2()
     }
 
-    /// Match weight (log2-odds) of a pair with comparison vector `p`.
+    /// Weight of field `f` at level `l` for a pair of record `a` compared by `rule`.
     #[inline]
-    pub fn weight(&self, p: u64, a: u32) -> f64 {
-        let mut w = self.model.prior_weight();
+    pub fn field_weight(&self, rule: usize, f: usize, l: u8, a: u32) -> f64 {
+        let tf = l == EXACT && self.tf[f];
+        if self.model.blocked[rule][f] {
+            return if tf { self.tf_adjustment(f, a) } else { 0.0 };
+        }
+        self.model.weights[f][l as usize] + if tf { self.tf_adjustment(f, a) } else { 0.0 }
+    }
+
+    /// Match weight (log2-odds) of a pair compared by `rule` with comparison vector `p`.
+    #[inline]
+    pub fn weight(&self, rule: usize, p: u64, a: u32) -> f64 {
+        let mut w = self.model.prior_weight(rule);
         for f in 0..self.ds.columns.len() {
-            w += self.field_weight(f, level_of(p, f), a);
+            w += self.field_weight(rule, f, level_of(p, f), a);
         }
         w
     }

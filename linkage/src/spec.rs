@@ -62,12 +62,23 @@ pub struct Field {
     /// agreement on a rare surname).
     #[serde(default)]
     pub term_frequency: bool,
+    /// Fields of one group describe the same thing (a name in kana and in kanji): a rule that
+    /// blocks on one of them has the others agree by implication, so within that rule none of
+    /// them is evidence (EM would otherwise take namesakes for matches).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl Field {
     /// A field.
     pub fn new(name: impl Into<String>, comparator: Comparator) -> Self {
-        Self { name: name.into(), comparator, term_frequency: false }
+        Self { name: name.into(), comparator, term_frequency: false, group: None }
+    }
+
+    /// The same field in group `group`.
+    pub fn in_group(mut self, group: &str) -> Self {
+        self.group = Some(group.to_owned());
+        self
     }
 
     /// The same field with term-frequency adjustment.
@@ -103,12 +114,33 @@ impl KeyPart {
 pub struct BlockingRule {
     /// Parts of the key; a record with a missing part is not blocked by this rule.
     pub parts: Vec<KeyPart>,
+    /// Whether EM learns m from this rule's pairs. Leave out rules whose blocks mix true matches
+    /// with another coherent group that agrees on many fields: pairs sharing an insurance card
+    /// are one person or family members (same surname, address and card), and EM may take the
+    /// family for the match class.
+    #[serde(default = "yes")]
+    pub train: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl BlockingRule {
-    /// A rule on the whole values of `fields`.
+    /// A rule on the whole values of `fields`, used for training.
     pub fn on(fields: &[&str]) -> Self {
-        Self { parts: fields.iter().map(|f| KeyPart::Value((*f).to_owned())).collect() }
+        Self::with_parts(fields.iter().map(|f| KeyPart::Value((*f).to_owned())).collect())
+    }
+
+    /// A rule on `parts`, used for training.
+    pub fn with_parts(parts: Vec<KeyPart>) -> Self {
+        Self { parts, train: true }
+    }
+
+    /// The same rule, not used for training.
+    pub fn without_training(mut self) -> Self {
+        self.train = false;
+        self
     }
 
     /// Readable form, e.g. `birth_date + sex`.
@@ -135,6 +167,12 @@ pub struct Settings {
     pub deterministic: Vec<Vec<String>>,
     /// Blocking rules for probabilistic matching.
     pub blocking: Vec<BlockingRule>,
+    /// Rules whose pairs only teach EM (nothing is linked from them): blocks that hold nearly
+    /// only true matches yet leave informative fields free, such as the records of one insured
+    /// person (card, suffix and sex agree; how often names and birth dates differ is then the
+    /// typing-error rate).
+    #[serde(default)]
+    pub training: Vec<BlockingRule>,
     /// A pair is a match at or above this probability.
     pub match_threshold: f64,
     /// Pairs between this probability and `match_threshold` form the grey zone for review.
@@ -161,6 +199,7 @@ impl Settings {
             fields,
             deterministic,
             blocking,
+            training: Vec::new(),
             match_threshold: 0.95,
             review_threshold: 0.5,
             max_block_size: 20_000,
@@ -205,10 +244,13 @@ impl Settings {
                 known(f, "a deterministic pass")?;
             }
         }
+        if self.deterministic.len() + self.blocking.len() + self.training.len() > 200 {
+            return Err(E("at most 200 deterministic passes, blocking and training rules together".into()));
+        }
         if self.blocking.is_empty() {
             return Err(E("no blocking rule: every record would be compared with every other".into()));
         }
-        for rule in &self.blocking {
+        for rule in self.blocking.iter().chain(&self.training) {
             if rule.parts.is_empty() {
                 return Err(E("a blocking rule has no parts".into()));
             }

@@ -45,7 +45,7 @@ pub fn settings() -> Settings {
         BlockingRule::on(&["date_of_birth"]),
         BlockingRule::on(&["soc_sec_id"]),
         BlockingRule::on(&["postcode", "street_number"]),
-        BlockingRule { parts: vec![KeyPart::Prefix("surname".into(), 2), KeyPart::Year("date_of_birth".into())] },
+        BlockingRule::with_parts(vec![KeyPart::Prefix("surname".into(), 2), KeyPart::Year("date_of_birth".into())]),
     ];
     Settings::new(fields, vec![], blocking)
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kura_engine::datafusion::arrow::array::StringArray;
+use crate::support::{report, value};
 use kura_engine::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn pycanon(csv: &Path, qi: &str, k: usize, l: Option<(&str, usize)>) -> String {
@@ -24,23 +24,6 @@ fn pycanon(csv: &Path, qi: &str, k: usize, l: Option<(&str, usize)>) -> String {
         "pycanon does not confirm the extract (install pycanon and pandas for KURA_PYTHON, as scripts/test.sh does): {text}"
     );
     text
-}
-
-/// The statement's (item, value) report as lookups.
-fn report(batches: &[kura_engine::datafusion::arrow::array::RecordBatch]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for b in batches {
-        let items = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let values = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        for i in 0..b.num_rows() {
-            out.push((items.value(i).to_string(), values.value(i).to_string()));
-        }
-    }
-    out
-}
-
-fn value<'a>(report: &'a [(String, String)], item: &str) -> &'a str {
-    &report.iter().find(|(i, _)| i == item).unwrap_or_else(|| panic!("no {item} in {report:?}")).1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod delta_log;
 mod demo;
 mod extract;
 mod fuzz;
+mod linkage;
 mod persistence;
 mod s3;
 mod server;

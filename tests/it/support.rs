@@ -53,3 +53,20 @@ pub async fn concurrent_writers(location: &str, writers: usize, appends: usize) 
         assert_eq!(count(&s, &format!("SELECT count(*) FROM own_{w}")).await, 0, "catalog change of writer {w} kept");
     }
 }
+
+/// The statement's (item, value) report as lookups.
+pub fn report(batches: &[kura_engine::datafusion::arrow::array::RecordBatch]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let items = b.column(0).as_any().downcast_ref::<kura_engine::datafusion::arrow::array::StringArray>().unwrap();
+        let values = b.column(1).as_any().downcast_ref::<kura_engine::datafusion::arrow::array::StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((items.value(i).to_string(), values.value(i).to_string()));
+        }
+    }
+    out
+}
+
+pub fn value<'a>(report: &'a [(String, String)], item: &str) -> &'a str {
+    &report.iter().find(|(i, _)| i == item).unwrap_or_else(|| panic!("no {item} in {report:?}")).1
+}
