@@ -30,6 +30,8 @@ pub struct Engine {
     pub(crate) keys: Arc<crate::keys::WarehouseKeys>,
     /// Groups released to aggregate-only users, for the differencing check.
     pub(crate) histories: Arc<crate::policy::differencing::Histories>,
+    /// One `LINK` at a time: two would each replace the research-ID map from the same previous one.
+    pub(crate) linkage: tokio::sync::Mutex<()>,
 }
 
 /// Limits and resources for the queries an engine runs.
@@ -62,7 +64,7 @@ impl Engine {
         let keys = Arc::new(crate::keys::WarehouseKeys::new(warehouse.store()));
         keys.preload().await?;
         let histories = Arc::new(crate::policy::differencing::Histories::new(warehouse.store()));
-        Ok(Arc::new(Self { warehouse, catalog, options, keys, histories }))
+        Ok(Arc::new(Self { warehouse, catalog, options, keys, histories, linkage: tokio::sync::Mutex::new(()) }))
     }
 
     /// The warehouse location.

@@ -114,7 +114,8 @@ pub struct Report {
     pub merges_per_pass: Vec<(String, u64)>,
     /// Pairs dropped because their histories cannot be one person.
     pub impossible_pairs: u64,
-    /// Uncertain pairs left for review (between the review and match thresholds, not linked).
+    /// Uncertain pairs left for review: between the review and match thresholds, not linked,
+    /// and stronger than the best accepted pair of one of their records.
     pub grey_zone: u64,
     /// Merges refused by constraints.
     pub refusals: Refusals,
@@ -428,6 +429,15 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
     let pass_names: Vec<String> =
         settings.deterministic.iter().map(|p| p.join(" + ")).chain(std::iter::once("probabilistic".to_owned())).collect();
     let mut matches = vec![0u64; deterministic + 1];
+    // A grey pair needs review only when it is the best evidence one of its records has: a
+    // record already linked by a stronger pair (to its own person) is not in doubt because a
+    // namesake scored in the grey zone.
+    let mut best = vec![f32::NEG_INFINITY; ds.records()];
+    for (e, _) in edges.iter().zip(&accepted).filter(|(_, ok)| **ok) {
+        let w = if e.pass == PROBABILISTIC { e.weight } else { f32::INFINITY };
+        best[e.a as usize] = best[e.a as usize].max(w);
+        best[e.b as usize] = best[e.b as usize].max(w);
+    }
     let (mut accepted_edges, mut review) = (Vec::new(), Vec::new());
     let mut expected_accepted = 0.0;
     for (e, ok) in edges.into_iter().zip(accepted) {
@@ -435,7 +445,9 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
             matches[if e.pass == PROBABILISTIC { deterministic } else { e.pass as usize }] += 1;
             expected_accepted += probability(e.weight as f64);
             accepted_edges.push(e);
-        } else if record_person[e.a as usize] != record_person[e.b as usize] {
+        } else if record_person[e.a as usize] != record_person[e.b as usize]
+            && e.weight > best[e.a as usize].min(best[e.b as usize])
+        {
             review.push(e);
         }
     }
