@@ -401,6 +401,7 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
             .next()
             .unwrap_or_default();
         eprintln!("Linked into {persons_found} persons in {:.1}s (linkage.research_ids; report in linkage.runs).", started.elapsed().as_secs_f64());
+        session.execute_all(include_str!("research.sql")).await.context("creating the research tables failed")?;
         std::fs::write(&marker, b"")?;
     }
     let data = warehouse.to_string_lossy().to_string();

@@ -91,6 +91,27 @@ async fn demo_roles_see_what_the_readme_says() {
     let numbers: std::collections::HashSet<&String> = raw.iter().map(|r| &r[0]).collect();
     assert!(pseudo.iter().all(|r| !numbers.contains(&r[0])));
 
+    // researcher: a cohort across checkups, claims and care, joined on research_id (the demo
+    // links its sources at start); opted-out persons are not in it; the map itself stays closed.
+    let cohort = "SELECT count(DISTINCT k.research_id) FROM research.checkups k \
+                  JOIN research.medical_claims m ON m.research_id = k.research_id \
+                  JOIN research.care_certifications c ON c.research_id = k.research_id \
+                  WHERE k.hba1c >= 6.0 AND m.fiscal_year >= k.fiscal_year";
+    let linked = rows(&researcher, cohort).await.unwrap();
+    let linked: i64 = linked[0][0].parse().unwrap();
+    assert!(linked > 0, "no checkup participant linked to claims and care");
+    let all = rows(&operator, cohort).await.unwrap();
+    assert!(all[0][0].parse::<i64>().unwrap() >= linked);
+    let opted = "SELECT count(*) FROM research.checkups k WHERE k.research_id IN (SELECT r.research_id FROM linkage.research_ids r \
+                 JOIN consent.optout o ON r.source = 'resident' AND r.source_key = o.atena_number)";
+    let admin = connect(&demo, "kura").await;
+    assert!(rows(&admin, opted).await.unwrap()[0][0] != "0", "the demo has opted-out checkup participants");
+    let visible = rows(&researcher, "SELECT count(*) FROM research.checkups").await.unwrap()[0][0].parse::<i64>().unwrap();
+    let every = rows(&admin, "SELECT count(*) FROM research.checkups").await.unwrap()[0][0].parse::<i64>().unwrap();
+    assert!(visible < every, "opted-out persons are removed for researchers: {visible} of {every}");
+    let err = rows(&researcher, "SELECT * FROM linkage.research_ids LIMIT 1").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+
     // analyst: anonymised; no identifiers, birth month, 3-digit postal code, opt-outs removed.
     let analyst = connect(&demo, "analyst").await;
     let anon = rows(&analyst, people).await.unwrap();
@@ -113,8 +134,10 @@ async fn demo_roles_see_what_the_readme_says() {
     let explained = rows(&municipal, "EXPLAIN PRIVACY SELECT sex, count(*) FROM resident.residents GROUP BY 1").await.unwrap();
     assert!(explained.iter().any(|r| r[1].contains("aggregates only, each group at least 10")), "{explained:?}");
 
+    let err = rows(&analyst, "SELECT count(*) FROM research.checkups").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+
     // kura, the superuser: policies are listed for administrators.
-    let admin = connect(&demo, "kura").await;
     let policies = rows(&admin, "SHOW POLICIES").await.unwrap();
     assert!(policies.len() >= 4, "{policies:?}");
     let err = rows(&analyst, "SHOW POLICIES").await.unwrap_err();
