@@ -165,17 +165,25 @@ pub struct Server {
 pub const BENCH_PASSWORD: &str = "kura-bench";
 
 impl Server {
-    pub fn start(kura: &Path, warehouse: &Path, port: u16, log: &Path) -> Result<Self> {
-        // `kura init` creates the superuser once; a warehouse that has users already is fine.
+    /// Makes sure the superuser `kura` logs in with [`BENCH_PASSWORD`]: `kura init` on a new
+    /// warehouse, `ALTER USER` on one that has users already.
+    pub async fn init(kura: &Path, warehouse: &Path, session: &Session) -> Result<()> {
         let init = Command::new(kura)
             .args(["init", "--data"])
             .arg(warehouse)
             .env("KURA_ADMIN_PASSWORD", BENCH_PASSWORD)
             .output()
             .with_context(|| format!("running {}", kura.display()))?;
-        if !init.status.success() && !String::from_utf8_lossy(&init.stderr).contains("already initialised") {
-            bail!("kura init failed: {}", String::from_utf8_lossy(&init.stderr));
+        if !init.status.success() {
+            if !String::from_utf8_lossy(&init.stderr).contains("already initialised") {
+                bail!("kura init failed: {}", String::from_utf8_lossy(&init.stderr));
+            }
+            kura_command(session, &format!("ALTER USER kura PASSWORD '{BENCH_PASSWORD}'")).await?;
         }
+        Ok(())
+    }
+
+    pub fn start(kura: &Path, warehouse: &Path, port: u16, log: &Path) -> Result<Self> {
         let log_file = std::fs::File::create(log)?;
         let child = Command::new(kura)
             .args(["serve", "--data"])
