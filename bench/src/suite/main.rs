@@ -7,12 +7,15 @@
 //! kura-bench-suite [--sf 1[,10]] [--persons 1000000] [--suites tpch,cohort] [--runs 5]
 //!                  [--threads 2] [--no-wire] [--dir bench/work] [--out bench/results]
 //!                  [--python PY] [--tpchgen BIN] [--kura BIN] [--set NAME=VALUE]... [--tag NAME]
+//!                  [--layout loaded|sorted] [--only NAME]
 //! ```
 //!
 //! Each query runs once in every system as a warm-up (whose answers are compared), then
 //! `--runs` times with the systems in a rotating order, so drift hits all alike; the median is
 //! reported. `--set` applies a DataFusion setting to Kura's sessions (embedded and wire) to
-//! measure a tuning; `--tag` names the result files (`bench/results/suite[-TAG].{json,csv,md,svg}`).
+//! measure a tuning; `--layout sorted` runs on a copy of each warehouse whose big tables are
+//! rewritten sorted (see `data::SORTED_TPCH`, `data::SORTED_COHORT`), for all systems alike;
+//! `--tag` names the result files (`bench/results/suite[-TAG].{json,csv,md,svg}`).
 
 mod answers;
 mod cohort;
@@ -47,6 +50,7 @@ struct Args {
     settings: Vec<(String, String)>,
     tag: Option<String>,
     only: Option<String>,
+    sorted: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -66,6 +70,7 @@ fn parse_args() -> Result<Args> {
         settings: Vec::new(),
         tag: None,
         only: None,
+        sorted: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -89,6 +94,11 @@ fn parse_args() -> Result<Args> {
             }
             "--tag" => a.tag = Some(value()?),
             "--only" => a.only = Some(value()?),
+            "--layout" => match value()?.as_str() {
+                "sorted" => a.sorted = true,
+                "loaded" => a.sorted = false,
+                other => bail!("--layout is loaded or sorted, not {other}"),
+            },
             other => bail!("unknown argument {other}"),
         }
     }
@@ -301,12 +311,22 @@ async fn main() -> Result<()> {
                 None => args.python.with_file_name("tpchgen-cli"),
             };
             let parquet = data::generate_tpch(&tpchgen, sf, &work)?;
-            let warehouse = work.join("warehouse");
-            let engine = Engine::open(&warehouse.to_string_lossy()).await?;
-            let loader = engine.session("kura");
-            if let Some((secs, rows)) = data::load_tpch(&loader, &warehouse, &parquet).await? {
-                loads.insert(label.clone(), serde_json::json!({"seconds": secs, "rows": rows}));
+            let mut warehouse = work.join("warehouse");
+            {
+                let engine = Engine::open(&warehouse.to_string_lossy()).await?;
+                let loader = engine.session("kura");
+                if let Some((secs, rows)) = data::load_tpch(&loader, &warehouse, &parquet).await? {
+                    loads.insert(label.clone(), serde_json::json!({"seconds": secs, "rows": rows}));
+                }
             }
+            let (label, work) = if args.sorted {
+                let work = args.dir.join(format!("{label}-sorted"));
+                warehouse = data::sorted_copy(&warehouse, &work.join("warehouse"), data::SORTED_TPCH).await?;
+                (format!("{label}-sorted"), work)
+            } else {
+                (label, work)
+            };
+            let engine = Engine::open(&warehouse.to_string_lossy()).await?;
             let tables: Vec<&str> = tpch::TABLES.iter().map(|(t, _)| *t).collect();
             let (mut sys, plain) = open_systems(&args, &engine, &warehouse, &tables, &work, port).await?;
             port += 1;
@@ -325,8 +345,13 @@ async fn main() -> Result<()> {
     }
 
     if args.suites.iter().any(|s| s == "cohort") {
-        let label = format!("cohort-{}", args.persons);
-        let warehouse = data::ensure_cohort_warehouse(&args.dir, args.persons).await?;
+        let mut label = format!("cohort-{}", args.persons);
+        let mut warehouse = data::ensure_cohort_warehouse(&args.dir, args.persons).await?;
+        if args.sorted {
+            label.push_str("-sorted");
+            let to = args.dir.join(&label).join("warehouse");
+            warehouse = data::sorted_copy(&warehouse, &to, data::SORTED_COHORT).await?;
+        }
         let work = args.dir.join(&label);
         std::fs::create_dir_all(&work)?;
         let engine = Engine::open(&warehouse.to_string_lossy()).await?;
@@ -345,7 +370,7 @@ async fn main() -> Result<()> {
 
     // The goal's figures: TPC-H SF1 and the cohort suite together.
     let goal_set: Vec<&QueryResult> =
-        results.iter().filter(|r| r.suite == sf_label(1.0) || r.suite.starts_with("cohort-")).collect();
+        results.iter().filter(|r| [sf_label(1.0), format!("{}-sorted", sf_label(1.0))].contains(&r.suite) || r.suite.starts_with("cohort-")).collect();
     let mut per_suite = serde_json::Map::new();
     for suite in &suites {
         let rs: Vec<&QueryResult> = results.iter().filter(|r| &r.suite == suite).collect();
