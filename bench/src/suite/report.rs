@@ -114,7 +114,7 @@ const COLOURS: [(&str, &str); 4] =
 
 /// One panel per suite: grouped bars per query, milliseconds on a log scale.
 pub fn svg(results: &[QueryResult], suites: &[String], systems: &[System], title: &str) -> String {
-    let (left, right, top_margin, panel_h, gap) = (70.0, 20.0, 60.0, 260.0, 90.0);
+    let (left, right, top_margin, panel_h, gap) = (70.0, 20.0, 60.0, 260.0, 150.0);
     let max_queries = suites.iter().map(|s| results.iter().filter(|r| &r.suite == s).count()).max().unwrap_or(1);
     let group_w = 14.0 * systems.len() as f64 + 10.0;
     let width = left + right + group_w * max_queries as f64;
