@@ -19,44 +19,18 @@ pub fn jaro(a: &[char], b: &[char]) -> f64 {
         return 0.0;
     }
     let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let window = (b.len() / 2).saturating_sub(1);
-    // Names are short: flags fit in two words; longer text takes the vector path.
+    // Names are short: their match flags live on the stack; long text takes the heap.
     if b.len() <= 128 {
-        let mut b_used = [0u64; 2];
-        let mut a_used = [0u64; 2];
-        let mut matches = 0usize;
-        for (i, ca) in a.iter().enumerate() {
-            let lo = i.saturating_sub(window);
-            let hi = (i + window + 1).min(b.len());
-            for (j, cb) in b.iter().enumerate().take(hi).skip(lo) {
-                if b_used[j / 64] & (1 << (j % 64)) == 0 && ca == cb {
-                    b_used[j / 64] |= 1 << (j % 64);
-                    a_used[i / 64] |= 1 << (i % 64);
-                    matches += 1;
-                    break;
-                }
-            }
-        }
-        if matches == 0 {
-            return 0.0;
-        }
-        let mut transpositions = 0usize;
-        let mut j = 0usize;
-        for (i, ca) in a.iter().enumerate() {
-            if a_used[i / 64] & (1 << (i % 64)) != 0 {
-                while b_used[j / 64] & (1 << (j % 64)) == 0 {
-                    j += 1;
-                }
-                if *ca != b[j] {
-                    transpositions += 1;
-                }
-                j += 1;
-            }
-        }
-        return jaro_score(matches, transpositions, a.len(), b.len());
+        let (mut a_used, mut b_used) = ([false; 128], [false; 128]);
+        jaro_flags(a, b, &mut a_used[..a.len()], &mut b_used[..b.len()])
+    } else {
+        jaro_flags(a, b, &mut vec![false; a.len()], &mut vec![false; b.len()])
     }
-    let mut b_used = vec![false; b.len()];
-    let mut a_used = vec![false; a.len()];
+}
+
+/// Jaro similarity of non-empty `a` and `b` (`a` the shorter), with zeroed match flags.
+fn jaro_flags(a: &[char], b: &[char], a_used: &mut [bool], b_used: &mut [bool]) -> f64 {
+    let window = (b.len() / 2).saturating_sub(1);
     let mut matches = 0usize;
     for (i, ca) in a.iter().enumerate() {
         let lo = i.saturating_sub(window);
