@@ -28,8 +28,8 @@ enum Unit {
     FiscalYear,
 }
 
-fn unit(v: &datafusion::common::ScalarValue) -> Result<Option<Unit>> {
-    let Some(s) = lit_str(v, NAME, "unit", UNIT_EXPECTED)? else {
+fn unit(v: &datafusion::common::ScalarValue, function: &'static str) -> Result<Option<Unit>> {
+    let Some(s) = lit_str(v, function, "unit", UNIT_EXPECTED)? else {
         return Ok(None);
     };
     Ok(Some(match s.to_ascii_lowercase().as_str() {
@@ -37,8 +37,29 @@ fn unit(v: &datafusion::common::ScalarValue) -> Result<Option<Unit>> {
         "month" => Unit::Month,
         "quarter" => Unit::Quarter,
         "fiscal_year" => Unit::FiscalYear,
-        _ => return Err(Error::InvalidArgument { function: NAME, argument: "unit", expected: UNIT_EXPECTED }.into()),
+        _ => return Err(Error::InvalidArgument { function, argument: "unit", expected: UNIT_EXPECTED }.into()),
     }))
+}
+
+/// Refuses an unknown unit literal at planning time, so a bad query fails before it reads data.
+fn check_planned_unit(args: &ReturnFieldArgs, function: &'static str) -> Result<()> {
+    if let Some(v) = planned_literal(args, 1, function, "unit")? {
+        unit(v, function)?;
+    }
+    Ok(())
+}
+
+/// The unit argument at execution (None for a NULL unit, which gives NULL).
+fn exec_unit(args: &[ColumnarValue], function: &'static str) -> Result<Option<Unit>> {
+    match exec_literal(args, 1, function, "unit")? {
+        Some(v) => unit(v, function),
+        None => Ok(None),
+    }
+}
+
+/// The Japanese fiscal year (年度, from 1 April) of year `y`, month `m`.
+fn fiscal_year(y: i32, m: u32) -> i32 {
+    if m >= 4 { y } else { y - 1 }
 }
 
 /// Appends a zero-padded 4-digit year (years outside 0..=9999 as plain decimal).
@@ -111,9 +132,7 @@ impl ScalarUDFImpl for GeneralizeDate {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        if let Some(v) = planned_literal(&args, 1, NAME, "unit")? {
-            unit(v)?;
-        }
+        check_planned_unit(&args, NAME)?;
         Ok(field(NAME, DataType::Utf8))
     }
     fn is_strict(&self) -> bool {
@@ -126,10 +145,7 @@ impl ScalarUDFImpl for GeneralizeDate {
         };
         let n = rows(&args.args, args.number_rows);
         let days = dates(&date.to_array(n)?, NAME, "date")?;
-        let unit = match exec_literal(&args.args, 1, NAME, "unit")? {
-            Some(v) => unit(v)?,
-            None => None,
-        };
+        let unit = exec_unit(&args.args, NAME)?;
         let mut out = StringBuilder::with_capacity(n, n * 7);
         let mut buf = String::with_capacity(16);
         for d in days.iter() {
@@ -153,7 +169,7 @@ impl ScalarUDFImpl for GeneralizeDate {
                 }
                 Unit::FiscalYear => {
                     buf.push_str("FY");
-                    push_year(&mut buf, if m >= 4 { y } else { y - 1 });
+                    push_year(&mut buf, fiscal_year(y, m));
                 }
             }
             out.append_value(&buf);
@@ -227,9 +243,7 @@ impl ScalarUDFImpl for DateFloor {
         Ok(DataType::Date32)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        if let Some(v) = planned_literal(&args, 1, FLOOR, "unit")? {
-            unit(v)?;
-        }
+        check_planned_unit(&args, FLOOR)?;
         Ok(field(FLOOR, DataType::Date32))
     }
     fn is_strict(&self) -> bool {
@@ -242,10 +256,7 @@ impl ScalarUDFImpl for DateFloor {
         };
         let n = rows(&args.args, args.number_rows);
         let days = dates(&date.to_array(n)?, FLOOR, "date")?;
-        let Some(unit) = (match exec_literal(&args.args, 1, FLOOR, "unit")? {
-            Some(v) => unit(v)?,
-            None => None,
-        }) else {
+        let Some(unit) = exec_unit(&args.args, FLOOR)? else {
             let out: ArrayRef = Arc::new(datafusion::arrow::array::Date32Array::new_null(n));
             return finish(out, &args.args);
         };
@@ -255,7 +266,7 @@ impl ScalarUDFImpl for DateFloor {
                 Unit::Year => days_from_civil(y, 1, 1),
                 Unit::Month => d.wrapping_sub(day as i32 - 1),
                 Unit::Quarter => days_from_civil(y, (m - 1) / 3 * 3 + 1, 1),
-                Unit::FiscalYear => days_from_civil(if m >= 4 { y } else { y - 1 }, 4, 1),
+                Unit::FiscalYear => days_from_civil(fiscal_year(y, m), 4, 1),
             }
         });
         let out: ArrayRef = Arc::new(out);

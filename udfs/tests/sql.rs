@@ -307,7 +307,10 @@ async fn date_floor_keeps_dates_and_agrees_with_date_trunc() {
     .await;
     assert_eq!(r, ["0"]);
     let e = error_of(&ctx, "SELECT date_floor(DATE '2025-05-17', 'week')").await;
-    assert!(matches!(kura_error(&e), kura_udfs::Error::InvalidArgument { argument: "unit", .. }), "{e}");
+    assert!(
+        matches!(kura_error(&e), kura_udfs::Error::InvalidArgument { function: "date_floor", argument: "unit", .. }),
+        "the error names date_floor: {e}"
+    );
 }
 
 #[tokio::test]
