@@ -280,6 +280,7 @@ pub fn default_settings() -> Settings {
     // grey zone holds the uncertain pairs rather than every one-kana typo.
     settings.match_threshold = 0.9;
     settings.review_threshold = 0.6;
+    settings.birth_field = Some("birth_date".into());
     // One insured person's records: how often names and birth dates differ within a person.
     settings.training = vec![BlockingRule::on(&["insurance_card", "insured_suffix", "sex"])];
     settings
@@ -295,9 +296,7 @@ struct Row {
 /// Text values of a column (any type), or None when the source lacks it.
 fn text_column(batch: &RecordBatch, name: &str) -> Result<Option<StringArray>> {
     let Ok(i) = batch.schema().index_of(name) else { return Ok(None) };
-    let col = batch.column(i);
-    let text = cast(col, &DataType::Utf8).map_err(|e| Error::Invalid(format!("linkage: column {name} cannot be read as text: {e}")))?;
-    Ok(Some(text.as_string::<i32>().clone()))
+    strings(batch, i).map(Some)
 }
 
 /// Day numbers (since 1970-01-01) of a date column, or None when the source lacks it.
@@ -499,8 +498,12 @@ async fn sql(session: &Session, text: &str) -> Result<Vec<RecordBatch>> {
     .map_err(|e| Error::Invalid(format!("a linkage statement failed: {e}")))?
 }
 
+/// Column `i` as text, whatever its type.
 fn strings(b: &RecordBatch, i: usize) -> Result<StringArray> {
-    Ok(cast(b.column(i), &DataType::Utf8).map_err(|e| Error::Invalid(e.to_string()))?.as_string::<i32>().clone())
+    let text = cast(b.column(i), &DataType::Utf8).map_err(|e| {
+        Error::Invalid(format!("linkage: column {} cannot be read as text: {e}", b.schema().field(i).name()))
+    })?;
+    Ok(text.as_string::<i32>().clone())
 }
 
 fn ints(b: &RecordBatch, i: usize) -> Result<Int64Array> {
@@ -591,10 +594,9 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
     if sources.is_empty() {
         return Err(Error::Invalid("no linkage sources are declared; declare them with CREATE LINKAGE SOURCE name AS query".into()));
     }
-    let admin = session.fork();
-    sql(&admin, TABLES).await?;
+    sql(session, TABLES).await?;
     let settings = default_settings();
-    let decisions = Box::pin(decisions(&admin)).await?;
+    let decisions = Box::pin(decisions(session)).await?;
     let ds = Box::pin(read_sources(session, &settings, &sources)).await?;
     if ds.entries() == 0 {
         return Err(Error::Invalid("the linkage sources returned no rows with a source_key".into()));
@@ -611,18 +613,18 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
 
     // Stable IDs against the previous map.
     let mut previous: FxHashMap<EntryKey, i64> = FxHashMap::default();
-    for b in sql(&admin, "SELECT source, source_key, research_id FROM linkage.research_ids").await? {
+    for b in sql(session, "SELECT source, source_key, research_id FROM linkage.research_ids").await? {
         let (s, k, id) = (strings(&b, 0)?, strings(&b, 1)?, ints(&b, 2)?);
         for r in 0..b.num_rows() {
             previous.insert(EntryKey { source: s.value(r).to_owned(), key: k.value(r).to_owned() }, id.value(r));
         }
     }
     let mut retired: FxHashSet<i64> = FxHashSet::default();
-    for b in sql(&admin, "SELECT research_id, other_research_id FROM linkage.id_history").await? {
+    for b in sql(session, "SELECT research_id, other_research_id FROM linkage.id_history").await? {
         let (a, o) = (ints(&b, 0)?, ints(&b, 1)?);
         retired.extend(a.values().iter().chain(o.values().iter()).copied());
     }
-    let run = sql(&admin, "SELECT coalesce(max(run), 0) + 1 FROM linkage.runs").await?;
+    let run = sql(session, "SELECT coalesce(max(run), 0) + 1 FROM linkage.runs").await?;
     let run = run.first().map(|b| ints(b, 0)).transpose()?.map_or(1, |a| a.value(0));
     let persons = linkage.entry_persons();
     let assignment = kura_linkage::assign_ids(&persons, &previous, &retired, &mut rand::rng());
@@ -631,7 +633,7 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
         Some(q) => Some(Box::pin(measure(session, q, &persons)).await?),
         None => None,
     };
-    Box::pin(write_results(&admin, run, &linkage, &assignment)).await?;
+    Box::pin(write_results(session, run, &linkage, &assignment)).await?;
     let report = &linkage.report;
     let seconds = started.elapsed().as_secs_f64();
     let report_json = serde_json::json!({
@@ -667,7 +669,7 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
         ],
     )
     .map_err(|e| Error::from_datafusion(e.into()))?;
-    crate::dml::append_batches(&admin, &qn("runs"), vec![runs]).await?;
+    crate::dml::append_batches(session, &qn("runs"), vec![runs]).await?;
     tracing::info!(run, persons = report.persons, keys = report.entries, seconds, "linkage done");
 
     let mut lines: Vec<(String, String)> = vec![
@@ -777,7 +779,7 @@ async fn measure(session: &Session, query: Box<Query>, persons: &[(EntryKey, u32
 }
 
 /// Writes the research-ID map (replacing it in one commit), the ID history and the review table.
-async fn write_results(admin: &Session, run: i64, linkage: &Linkage, assignment: &kura_linkage::Assignment) -> Result<()> {
+async fn write_results(session: &Session, run: i64, linkage: &Linkage, assignment: &kura_linkage::Assignment) -> Result<()> {
     let ids = &assignment.ids;
     let map = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -792,7 +794,7 @@ async fn write_results(admin: &Session, run: i64, linkage: &Linkage, assignment:
         ],
     )
     .map_err(|e| Error::from_datafusion(e.into()))?;
-    crate::dml::overwrite_batches(admin, &qn("research_ids"), vec![map]).await?;
+    crate::dml::overwrite_batches(session, &qn("research_ids"), vec![map]).await?;
 
     if !assignment.changes.is_empty() {
         let now = chrono::Utc::now().timestamp_micros();
@@ -833,7 +835,7 @@ async fn write_results(admin: &Session, run: i64, linkage: &Linkage, assignment:
             ],
         )
         .map_err(|e| Error::from_datafusion(e.into()))?;
-        crate::dml::append_batches(admin, &qn("id_history"), vec![batch]).await?;
+        crate::dml::append_batches(session, &qn("id_history"), vec![batch]).await?;
     }
 
     let review = &linkage.review;
@@ -881,6 +883,6 @@ async fn write_results(admin: &Session, run: i64, linkage: &Linkage, assignment:
         ],
     )
     .map_err(|e| Error::from_datafusion(e.into()))?;
-    crate::dml::overwrite_batches(admin, &qn("review"), vec![batch]).await?;
+    crate::dml::overwrite_batches(session, &qn("review"), vec![batch]).await?;
     Ok(())
 }

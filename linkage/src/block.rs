@@ -62,6 +62,11 @@ fn part_value(ds: &Dataset, settings: &Settings, part: &KeyPart, r: usize) -> Op
     })
 }
 
+/// The blocks of a sorted (key, record) list: runs of one key.
+fn blocks(sorted: &[(u64, u32)]) -> impl Iterator<Item = &[(u64, u32)]> {
+    sorted.chunk_by(|x, y| x.0 == y.0)
+}
+
 /// Final mix (splitmix64) so that FxHash's weak low bits do not cluster keys.
 fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
@@ -102,15 +107,11 @@ impl Blocking {
             let mut task_start = 0usize;
             let mut task_pairs = 0u64;
             let mut i = 0usize;
-            while i < sorted.len() {
-                let mut j = i + 1;
-                while j < sorted.len() && sorted[j].0 == sorted[i].0 {
-                    j += 1;
-                }
-                let size = j - i;
+            for block in blocks(&sorted) {
+                let (size, j) = (block.len(), i + block.len());
                 if size > settings.max_block_size {
                     // Not compared here, so later rules must not take the pairs as done.
-                    for &(_, r) in &sorted[i..j] {
+                    for &(_, r) in block {
                         keys[r as usize] = 0;
                     }
                     skip_blocks += 1;
@@ -144,20 +145,8 @@ impl Blocking {
         self.tasks
             .iter()
             .filter(|t| t.rule < rules)
-            .map(|t| {
-                let s = &self.rules[t.rule].sorted[t.start..t.end];
-                let mut total = 0u64;
-                let mut i = 0;
-                while i < s.len() {
-                    let mut j = i + 1;
-                    while j < s.len() && s[j].0 == s[i].0 {
-                        j += 1;
-                    }
-                    total += ((j - i) * (j - i - 1) / 2) as u64;
-                    i = j;
-                }
-                total
-            })
+            .flat_map(|t| blocks(&self.rules[t.rule].sorted[t.start..t.end]))
+            .map(|b| (b.len() * (b.len() - 1) / 2) as u64)
             .sum()
     }
 
@@ -217,18 +206,10 @@ impl Blocking {
 
     fn run_task<S>(&self, ds: &Dataset, task: Task, dedup: bool, state: &mut S, visit: &impl Fn(&mut S, usize, u32, u32)) -> u64 {
         let rule = &self.rules[task.rule];
-        let s = &rule.sorted[task.start..task.end];
         let mut seen = 0u64;
-        let mut i = 0;
-        while i < s.len() {
-            let mut j = i + 1;
-            while j < s.len() && s[j].0 == s[i].0 {
-                j += 1;
-            }
-            for x in i..j {
-                let a = s[x].1;
-                for y in s.iter().take(j).skip(x + 1) {
-                    let b = y.1;
+        for block in blocks(&rule.sorted[task.start..task.end]) {
+            for (x, &(_, a)) in block.iter().enumerate() {
+                for &(_, b) in &block[x + 1..] {
                     seen += 1;
                     if self.group[a as usize] == self.group[b as usize] || ds.cannot_link(a, b) {
                         continue;
@@ -239,7 +220,6 @@ impl Blocking {
                     visit(state, task.rule, a, b);
                 }
             }
-            i = j;
         }
         seen
     }

@@ -6,6 +6,8 @@
 //! the name are compared once. Records are then put in a canonical order, so that the result
 //! depends on the data and not on the order it arrived in.
 
+use std::cmp::Ordering;
+
 use rustc_hash::FxHashMap;
 
 use crate::kana;
@@ -319,12 +321,13 @@ impl DatasetBuilder {
             }
         }
         let cols = &self.columns;
-        let value_of = |c: &Column, r: usize| -> String {
-            match c.ids[r] {
-                NONE => String::new(),
-                id if c.comparator == Comparator::Date => id.to_string(),
-                id => c.values[id as usize].to_string(),
-            }
+        // Missing first, then dates by yyyymmdd (8 digits, so as their text sorts), text by value.
+        let value_cmp = |c: &Column, a: usize, b: usize| match (c.ids[a], c.ids[b]) {
+            (x, y) if x == y => Ordering::Equal,
+            (NONE, _) => Ordering::Less,
+            (_, NONE) => Ordering::Greater,
+            (x, y) if c.comparator == Comparator::Date => x.cmp(&y),
+            (x, y) => c.values[x as usize].cmp(&c.values[y as usize]),
         };
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by(|&a, &b| {
@@ -333,9 +336,7 @@ impl DatasetBuilder {
             let sb = &self.sources[self.rec_source[b] as usize].0;
             sa.cmp(sb)
                 .then_with(|| self.entries[first_entry[a] as usize].1.cmp(&self.entries[first_entry[b] as usize].1))
-                .then_with(|| {
-                    cols.iter().map(|c| value_of(c, a)).cmp(cols.iter().map(|c| value_of(c, b)))
-                })
+                .then_with(|| cols.iter().map(|c| value_cmp(c, a, b)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal))
         });
         let mut new_index = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
@@ -402,11 +403,6 @@ impl Dataset {
     pub fn entry(&self, e: u32) -> EntryKey {
         let (s, k) = &self.entries[e as usize];
         EntryKey { source: self.sources[*s as usize].0.clone(), key: k.to_string() }
-    }
-
-    /// Source name of record `r`.
-    pub(crate) fn source_name(&self, r: u32) -> &str {
-        &self.sources[self.rec_source[r as usize] as usize].0
     }
 
     /// The displayed value of field `f` of record `r`.

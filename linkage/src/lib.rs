@@ -198,11 +198,6 @@ impl Linkage {
             })
             .collect()
     }
-
-    /// Source name of record `r`.
-    pub fn record_source(&self, r: u32) -> &str {
-        self.dataset.source_name(r)
-    }
 }
 
 fn scorer<'a>(ds: &'a Dataset, settings: &Settings, model: &'a Model) -> Scorer<'a> {
@@ -210,7 +205,7 @@ fn scorer<'a>(ds: &'a Dataset, settings: &Settings, model: &'a Model) -> Scorer<
         ds,
         model,
         tf: settings.fields.iter().map(|f| f.term_frequency).collect(),
-        birth: settings.fields.iter().position(|f| f.comparator == Comparator::Date && f.name.contains("birth")),
+        birth: settings.birth_field.as_deref().and_then(|b| settings.field_index(b)),
         death_grace_days: settings.death_grace_days,
     }
 }
@@ -331,23 +326,16 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         threads,
         false,
         rules.len(),
-        || (vec![FxHashMap::<u64, u64>::default(); rules.len()], vec![0u64; rules.len()]),
-        |(h, n), rule, a, b| {
-            *h[rule].entry(pattern(&ds, a, b)).or_default() += 1;
-            if blocking.first_rule(rule, a, b) {
-                n[rule] += 1;
-            }
-        },
+        || vec![FxHashMap::<u64, u64>::default(); rules.len()],
+        |h, rule, a, b| *h[rule].entry(pattern(&ds, a, b)).or_default() += 1,
         &advance,
     );
     let mut merged = vec![FxHashMap::<u64, u64>::default(); rules.len()];
-    let mut per_rule = vec![0u64; rules.len()];
-    for (h, n) in hists {
+    for h in hists {
         for (r, h) in h.into_iter().enumerate() {
             for (p, c) in h {
                 *merged[r].entry(p).or_default() += c;
             }
-            per_rule[r] += n[r];
         }
     }
     let sorted = |h: FxHashMap<u64, u64>| {
@@ -356,8 +344,6 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         v
     };
     let trained: u64 = merged.iter().flat_map(|h| h.values()).sum();
-    let compared: u64 = per_rule.iter().sum();
-    let pairs_compared: Vec<(String, u64)> = rule_names.iter().cloned().zip(per_rule).take(scoring_rules).collect();
     let hist: Vec<Vec<(u64, f64)>> = merged.into_iter().map(sorted).collect();
     let train: Vec<bool> = settings
         .deterministic
@@ -367,7 +353,7 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         .chain(settings.training.iter().map(|_| true))
         .collect();
     let model = Model::fit(u, &hist, &blocked, &train, settings.em_iterations);
-    tracing::info!(pairs = compared, "linkage model fitted");
+    tracing::info!(pairs = trained, "linkage model fitted");
 
     // Score every pair; keep the grey zone and above.
     let scorer = scorer(&ds, settings, &model);
@@ -379,8 +365,9 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         threads,
         true,
         scoring_rules,
-        || (Vec::<Edge>::new(), 0.0f64, 0u64),
-        |(edges, expected, impossible), rule, a, b| {
+        || (Vec::<Edge>::new(), 0.0f64, 0u64, vec![0u64; scoring_rules]),
+        |(edges, expected, impossible, per_rule), rule, a, b| {
+            per_rule[rule] += 1;
             let w = scorer.weight(rule, pattern(&ds, a, b), a);
             *expected += probability(w);
             let det = rule < deterministic;
@@ -396,11 +383,15 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
     );
     let mut edges = Vec::new();
     let (mut expected_all, mut impossible_pairs) = (0.0, 0u64);
-    for (e, x, i) in scored {
+    let mut per_rule = vec![0u64; scoring_rules];
+    for (e, x, i, n) in scored {
         edges.extend(e);
         expected_all += x;
         impossible_pairs += i;
+        per_rule.iter_mut().zip(n).for_each(|(t, n)| *t += n);
     }
+    let compared: u64 = per_rule.iter().sum();
+    let pairs_compared: Vec<(String, u64)> = rule_names.iter().cloned().zip(per_rule).collect();
     edges.sort_unstable_by(|x, y| {
         x.pass.cmp(&y.pass).then(y.weight.total_cmp(&x.weight)).then(x.a.cmp(&y.a)).then(x.b.cmp(&y.b))
     });

@@ -123,10 +123,11 @@ fn em(hist: &[(u64, f64)], u: &[Vec<f64>], fit: &[bool], iterations: usize) -> (
     let mut m: Vec<Vec<f64>> = u.iter().map(|l| initial_m(l.len())).collect();
     let mut prior = 0.05f64;
     let mut done = 0;
+    let ln = |p: &[Vec<f64>]| -> Vec<Vec<f64>> { p.iter().map(|l| l.iter().map(|x| x.max(1e-12).ln()).collect()).collect() };
+    let ln_u = ln(u);
     for it in 0..iterations {
         done = it + 1;
-        let ln_m: Vec<Vec<f64>> = m.iter().map(|l| l.iter().map(|x| x.max(1e-12).ln()).collect()).collect();
-        let ln_u: Vec<Vec<f64>> = u.iter().map(|l| l.iter().map(|x| x.max(1e-12).ln()).collect()).collect();
+        let ln_m = ln(&m);
         let mut new_m: Vec<Vec<f64>> = m.iter().map(|l| vec![0.0; l.len()]).collect();
         let (mut matches, mut total) = (0.0f64, 0.0f64);
         for &(p, count) in hist {

@@ -184,6 +184,10 @@ pub struct Settings {
     pub u_sample_pairs: usize,
     /// EM iterations at most (stops earlier when parameters move less than 1e-6).
     pub em_iterations: usize,
+    /// The date field holding the birth date: a record active before another's birth date is
+    /// not that person. `None`: no such check.
+    #[serde(default)]
+    pub birth_field: Option<String>,
     /// Days of activity tolerated after a recorded death (late claims are billed after death).
     pub death_grace_days: i32,
     /// Seed of the u sample; the result is a function of the data, the settings and this seed.
@@ -205,6 +209,7 @@ impl Settings {
             max_block_size: 20_000,
             u_sample_pairs: 2_000_000,
             em_iterations: 50,
+            birth_field: None,
             death_grace_days: 90,
             seed: 0x6b75_7261,
             threads: 0,
@@ -246,6 +251,12 @@ impl Settings {
         }
         if self.deterministic.len() + self.blocking.len() + self.training.len() > 200 {
             return Err(E("at most 200 deterministic passes, blocking and training rules together".into()));
+        }
+        if let Some(b) = &self.birth_field {
+            known(b, "birth_field")?;
+            if self.fields[self.field_index(b).unwrap_or(0)].comparator != Comparator::Date {
+                return Err(E(format!("birth_field {b} must be a date field")));
+            }
         }
         if self.blocking.is_empty() {
             return Err(E("no blocking rule: every record would be compared with every other".into()));

@@ -17,6 +17,7 @@ fn settings() -> Settings {
         vec![BlockingRule::on(&["birth", "sex"])],
     );
     s.u_sample_pairs = 10_000;
+    s.birth_field = Some("birth".into());
     s
 }
 
