@@ -20,7 +20,51 @@ pub struct LinkageSourceEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// How a linked table is made from its base table: the base's rows with the person's research ID
+/// in place of the identity columns (`CREATE LINKED TABLE`). Refreshed by every `LINK`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedTable {
+    /// Schema of the base table (in the identity zone).
+    pub base_schema: String,
+    /// Name of the base table.
+    pub base_table: String,
+    /// The linkage source whose research IDs it carries.
+    pub source: String,
+    /// SQL expression over the base table giving the row's key in that source.
+    pub key: String,
+    /// Base columns copied, in order (after `research_id`).
+    pub columns: Vec<String>,
+    /// Quasi-identifying columns copied because `KEEP` named them.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Base columns held back in the identity zone, with the identity column each feeds.
+    pub withheld: Vec<(String, String)>,
+    /// Columns the rows are sorted by after `research_id`.
+    #[serde(default)]
+    pub order_by: Vec<String>,
+}
+
 impl CatalogState {
+    /// Records how the table `schema.name` is made from its base table.
+    pub fn set_linked_table(&mut self, schema: &str, name: &str, linked: LinkedTable) -> Result<()> {
+        self.linkage_source(&linked.source)?;
+        let entry = self
+            .schema_mut(schema)?
+            .tables
+            .get_mut(name)
+            .ok_or_else(|| Error::NotFound { kind: ObjectKind::Table, name: format!("{schema}.{name}") })?;
+        entry.linked = Some(linked);
+        Ok(())
+    }
+
+    /// Every linked table as (schema, name, definition), in name order.
+    pub fn linked_tables(&self) -> Vec<(&str, &str, &LinkedTable)> {
+        self.schemas
+            .iter()
+            .flat_map(|(s, e)| e.tables.iter().filter_map(move |(n, t)| t.linked.as_ref().map(|l| (s.as_str(), n.as_str(), l))))
+            .collect()
+    }
+
     /// A linkage source by name.
     pub fn linkage_source(&self, name: &str) -> Result<&LinkageSourceEntry> {
         self.linkage_sources.get(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::LinkageSource, name: name.into() })
@@ -35,8 +79,14 @@ impl CatalogState {
         Ok(())
     }
 
-    /// Removes a linkage source (its keys keep their research IDs until the next linkage).
+    /// Removes a linkage source (its keys keep their research IDs until the next linkage). A
+    /// source that linked tables are made from stays until they are dropped.
     pub fn drop_linkage_source(&mut self, name: &str) -> Result<LinkageSourceEntry> {
+        if let Some((s, t, _)) = self.linked_tables().into_iter().find(|(_, _, l)| l.source == name) {
+            return Err(Error::Invalid(format!(
+                "cannot drop linkage source \"{name}\": linked table {s}.{t} is made from it; drop that table first"
+            )));
+        }
         self.linkage_sources.remove(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::LinkageSource, name: name.into() })
     }
 }

@@ -77,6 +77,9 @@ pub struct TableEntry {
     /// Policies attached to it.
     #[serde(default, skip_serializing_if = "crate::TablePolicies::is_empty")]
     pub policies: crate::TablePolicies,
+    /// For a linked table: how it is made from its base table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<crate::LinkedTable>,
 }
 
 impl TableEntry {
@@ -91,6 +94,7 @@ impl TableEntry {
             created_at: Utc::now(),
             owner: String::new(),
             policies: Default::default(),
+            linked: None,
         }
     }
 }
@@ -119,7 +123,7 @@ impl CatalogState {
         self.schemas.get(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Schema, name: name.into() })
     }
 
-    fn schema_mut(&mut self, name: &str) -> Result<&mut SchemaEntry> {
+    pub(crate) fn schema_mut(&mut self, name: &str) -> Result<&mut SchemaEntry> {
         self.schemas.get_mut(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Schema, name: name.into() })
     }
 

@@ -455,7 +455,7 @@ fn resolve_grants(
 }
 
 /// The relation a table scan reads, if it is a warehouse relation (not a system view).
-fn scanned_relation(table: &TableReference, default_schema: &str) -> Option<(String, String)> {
+pub(crate) fn scanned_relation(table: &TableReference, default_schema: &str) -> Option<(String, String)> {
     let (schema, name) = match table {
         TableReference::Bare { table } => (default_schema.to_string(), table.to_string()),
         TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),

@@ -186,6 +186,22 @@ pub(crate) async fn create_table_from_batches(
     Ok(register_table(session, qn, &storage, &[], Some(data)).await?.unwrap_or(0))
 }
 
+/// The current columns of table `qn`.
+pub(crate) async fn table_schema(session: &Session, qn: &QualifiedName) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+    let snapshot = session.engine.catalog().cached();
+    let entry = snapshot.state.table(&qn.schema, &qn.name).map_err(Error::catalog)?;
+    let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    Ok(table.snapshot()?.snapshot().arrow_schema())
+}
+
+/// Creates the table `qn` holding the rows of `plan` (NULL-able columns, as from CREATE TABLE AS).
+pub(crate) async fn create_table_from_plan(session: &Session, qn: &QualifiedName, plan: LogicalPlan) -> Result<u64> {
+    let declared = plan.schema().as_arrow().clone();
+    let declared = Schema::new(declared.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<Field>>());
+    let storage = storage_schema(&declared)?;
+    Ok(register_table(session, qn, &storage, &[], Some(plan)).await?.unwrap_or(0))
+}
+
 /// Creates an empty table with `schema` (already in storage types) and names it in the catalog.
 pub(crate) async fn create_table_from_schema(
     session: &Session,

@@ -244,6 +244,30 @@ async fn write_batches(session: &Session, qn: &QualifiedName, batches: Vec<dataf
     write_into_table(session, table, &qn.to_string(), plan, op).await
 }
 
+/// Replaces a table's rows with those of `input` (in the table's column order; cast to its
+/// types) in one commit, streaming.
+pub(crate) async fn overwrite_from_plan(session: &Session, qn: &QualifiedName, input: LogicalPlan) -> Result<u64> {
+    let entry = target_entry(session, qn).await?;
+    let table = session.engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    let target = table.snapshot()?.snapshot().arrow_schema();
+    if target.fields().len() != input.schema().fields().len() {
+        return Err(Error::Invalid(format!(
+            "\"{qn}\" has {} columns but its new rows have {}",
+            target.fields().len(),
+            input.schema().fields().len()
+        )));
+    }
+    let exprs: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .zip(target.fields())
+        .map(|(c, f)| cast(Expr::Column(c), f.data_type().clone()).alias(f.name()))
+        .collect();
+    let input = LogicalPlanBuilder::from(input).project(exprs)?.build()?;
+    write_into_table(session, table, &qn.to_string(), input, InsertOp::Overwrite).await
+}
+
 /// Appends the rows of `input` (already in the table's column order and types) to `table` in
 /// one Delta commit.
 pub(crate) async fn insert_into_table(

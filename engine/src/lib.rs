@@ -32,6 +32,7 @@ mod error;
 mod extract;
 mod keys;
 mod linkage;
+mod linked;
 mod names;
 mod params;
 mod parser;

@@ -7,7 +7,13 @@
 //! DROP LINKAGE SOURCE [IF EXISTS] resident;
 //! SHOW LINKAGE SOURCES;
 //! LINK [ALL] [WITH GROUND TRUTH (SELECT source, source_key, person_id FROM ...)];
+//! CREATE LINKED TABLE research.checkups FROM checkup.results LINKAGE SOURCE checkup KEY CAST(checkup_id AS TEXT);
+//! REFRESH LINKED TABLE research.checkups;
+//! SHOW LINKED TABLES;
 //! ```
+//!
+//! Linked tables ([`crate::linked`]) are what analysts read: the sources' rows with research IDs
+//! and without identity columns, rewritten by every `LINK`.
 //!
 //! A source's query yields one row per identity observation: `source_key` (required) and any of
 //! the identity columns in [`IDENTITY_COLUMNS`]. `LINK` reads every source, links them with
@@ -27,7 +33,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::sql::sqlparser::ast::Query;
+use datafusion::sql::sqlparser::ast::{ObjectName, Query};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::TryStreamExt;
@@ -68,6 +74,12 @@ pub enum LinkageStatement {
     },
     /// `SHOW LINKAGE SOURCES`.
     ShowSources,
+    /// `CREATE LINKED TABLE name FROM base LINKAGE SOURCE s KEY expr [KEEP (..)] [EXCLUDE (..)] [ORDER BY ..]`.
+    CreateLinked(Box<crate::linked::CreateLinked>),
+    /// `REFRESH LINKED TABLE name`.
+    RefreshLinked(ObjectName),
+    /// `SHOW LINKED TABLES`.
+    ShowLinked,
     /// `LINK [ALL] [WITH GROUND TRUTH (query)]`.
     Link {
         /// `(source, source_key, person)` rows to measure precision and recall against.
@@ -99,10 +111,15 @@ pub(crate) fn at_linkage(parser: &Parser<'_>) -> bool {
     match w(0).as_deref() {
         Some("CREATE") => {
             let i = if w(1).as_deref() == Some("OR") && w(2).as_deref() == Some("REPLACE") { 3 } else { 1 };
-            w(i).as_deref() == Some("LINKAGE") && w(i + 1).as_deref() == Some("SOURCE")
+            (w(i).as_deref() == Some("LINKAGE") && w(i + 1).as_deref() == Some("SOURCE"))
+                || (i == 1 && w(1).as_deref() == Some("LINKED") && w(2).as_deref() == Some("TABLE"))
         }
+        Some("REFRESH") => w(1).as_deref() == Some("LINKED"),
         Some("DROP") => w(1).as_deref() == Some("LINKAGE"),
-        Some("SHOW") => w(1).as_deref() == Some("LINKAGE") && w(2).as_deref() == Some("SOURCES"),
+        Some("SHOW") => {
+            (w(1).as_deref() == Some("LINKAGE") && w(2).as_deref() == Some("SOURCES"))
+                || (w(1).as_deref() == Some("LINKED") && w(2).as_deref() == Some("TABLES"))
+        }
         Some("LINK") => true,
         _ => false,
     }
@@ -112,6 +129,10 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
     match word(parser, 0).as_deref() {
         Some("CREATE") => {
             parser.next_token();
+            if parse_word(parser, "LINKED") {
+                expect_word(parser, "TABLE")?;
+                return Ok(LinkageStatement::CreateLinked(Box::new(crate::linked::parse_create(parser)?)));
+            }
             let or_replace = parse_word(parser, "OR");
             if or_replace {
                 expect_word(parser, "REPLACE")?;
@@ -137,6 +158,18 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
                 expect_word(parser, "EXISTS")?;
             }
             Ok(LinkageStatement::DropSource { name: normalize_ident(&parser.parse_identifier()?), if_exists })
+        }
+        Some("REFRESH") => {
+            parser.next_token();
+            expect_word(parser, "LINKED")?;
+            expect_word(parser, "TABLE")?;
+            Ok(LinkageStatement::RefreshLinked(parser.parse_object_name(false)?))
+        }
+        Some("SHOW") if word(parser, 1).as_deref() == Some("LINKED") => {
+            parser.next_token();
+            parser.next_token();
+            expect_word(parser, "TABLES")?;
+            Ok(LinkageStatement::ShowLinked)
         }
         Some("SHOW") => {
             parser.next_token();
@@ -197,6 +230,13 @@ pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result
                 .collect();
             crate::constant::text_rows(&SHOW_COLUMNS, rows)
         }
+        LinkageStatement::CreateLinked(stmt) => Box::pin(crate::linked::create(session, *stmt)).await,
+        LinkageStatement::RefreshLinked(name) => {
+            let qn = crate::names::qualified(&name)?;
+            let rows = Box::pin(crate::linked::refresh(session, &qn)).await?;
+            Ok(StatementOutput::counted("REFRESH", rows))
+        }
+        LinkageStatement::ShowLinked => crate::linked::show(session),
         LinkageStatement::Link { ground_truth } => Box::pin(link(session, ground_truth)).await,
     }
 }
@@ -207,6 +247,9 @@ pub(crate) fn result_schema(stmt: &LinkageStatement) -> Option<SchemaRef> {
         LinkageStatement::Link { .. } => Some(crate::extract::report_schema()),
         LinkageStatement::ShowSources => Some(Arc::new(Schema::new(
             SHOW_COLUMNS.map(|n| Field::new(n, DataType::Utf8, false)).to_vec(),
+        ))),
+        LinkageStatement::ShowLinked => Some(Arc::new(Schema::new(
+            crate::linked::SHOW_COLUMNS.map(|n| Field::new(n, DataType::Utf8, false)).to_vec(),
         ))),
         _ => None,
     }
@@ -478,6 +521,11 @@ CREATE TABLE IF NOT EXISTS linkage.decisions (left_source TEXT NOT NULL, left_ke
 CREATE TABLE IF NOT EXISTS linkage.runs (run BIGINT NOT NULL, at TIMESTAMP NOT NULL, run_by TEXT NOT NULL, persons BIGINT NOT NULL, keys BIGINT NOT NULL, pairs_compared BIGINT NOT NULL, grey_zone BIGINT NOT NULL, estimated_precision DOUBLE, estimated_recall DOUBLE, precision DOUBLE, recall DOUBLE, f1 DOUBLE, unchanged_ids DOUBLE, seconds DOUBLE NOT NULL, report TEXT NOT NULL);
 ";
 
+/// Creates schema `linkage` and its tables if they do not exist.
+pub(crate) async fn ensure_tables(session: &Session) -> Result<()> {
+    sql(session, TABLES).await.map(|_| ())
+}
+
 /// Runs `text` as a superuser's statements on a thread of its own: nested inside `LINK`'s
 /// future, the statements' futures would run on the caller's stack, which is small on runtime
 /// workers.
@@ -594,7 +642,7 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
     if sources.is_empty() {
         return Err(Error::Invalid("no linkage sources are declared; declare them with CREATE LINKAGE SOURCE name AS query".into()));
     }
-    sql(session, TABLES).await?;
+    ensure_tables(session).await?;
     let settings = default_settings();
     let decisions = Box::pin(decisions(session)).await?;
     let ds = Box::pin(read_sources(session, &settings, &sources)).await?;
@@ -634,6 +682,20 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
         None => None,
     };
     Box::pin(write_results(session, run, &linkage, &assignment)).await?;
+    // Linked tables follow the new IDs; one that cannot be refreshed keeps its rows and says why.
+    let mut refreshed: Vec<(String, String)> = Vec::new();
+    for (s, t, _) in snapshot.state.linked_tables() {
+        let name = format!("{s}.{t}");
+        let text = format!("REFRESH LINKED TABLE \"{}\".\"{}\"", s.replace('"', "\"\""), t.replace('"', "\"\""));
+        let outcome = match sql(session, &text).await {
+            Ok(_) => "refreshed".to_string(),
+            Err(e) => {
+                tracing::warn!(table = %name, error = %e, "linked table not refreshed");
+                format!("NOT refreshed: {e}")
+            }
+        };
+        refreshed.push((format!("linked table {name}"), outcome));
+    }
     let report = &linkage.report;
     let seconds = started.elapsed().as_secs_f64();
     let report_json = serde_json::json!({
@@ -717,6 +779,7 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
     for (field, n) in &report.invalid_values {
         lines.push((format!("unreadable {field} values (taken as missing)"), n.to_string()));
     }
+    lines.extend(refreshed);
     lines.push(("comparisons per second".into(), format!("{:.0} on {} threads", report.comparisons_per_second, report.threads)));
     lines.push(("seconds".into(), format!("{seconds:.1}")));
     crate::extract::text_result(lines)

@@ -175,6 +175,17 @@ fn parse_copy(parser: &mut Parser<'_>) -> Result<CopyStatement, ParserError> {
     Ok(CopyStatement { source, to, endpoint, options })
 }
 
+/// Parses one query given as text (a stored definition).
+pub(crate) fn parse_query(text: &str) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
+    let dialect = KuraDialect::default();
+    let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| syntax_error_in(text, e))?;
+    let query = parser.parse_query().map_err(|e| syntax_error_in(text, e))?;
+    if !matches!(parser.peek_token().token, Token::EOF | Token::SemiColon) {
+        return Err(Error::Invalid(format!("expected one query, found more: {text}")));
+    }
+    Ok(query)
+}
+
 /// Parses a (possibly qualified) object name given as text, e.g. a COPY option value.
 pub fn parse_object_name(text: &str) -> Result<ObjectName> {
     let dialect = KuraDialect::default();

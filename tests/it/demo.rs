@@ -112,6 +112,32 @@ async fn demo_roles_see_what_the_readme_says() {
     let err = rows(&researcher, "SELECT * FROM linkage.research_ids LIMIT 1").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err}");
 
+    // The research tables hold no identity column: Kura kept names, birth dates, insured numbers
+    // and every source key (and renderings such as birth_date_era) in the identity zone.
+    let columns = rows(
+        &admin,
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'research'",
+    )
+    .await
+    .unwrap();
+    let tables: std::collections::BTreeSet<&str> = columns.iter().map(|r| r[0].as_str()).collect();
+    assert!(tables.len() >= 8, "{tables:?}");
+    let identity = [
+        "name_kana", "name_kanji", "birth_date", "birth_date_era", "postal_code", "insured_number", "insured_symbol",
+        "insured_suffix", "insurer_number", "atena_number", "care_insured_number", "health_person_number", "patient_id",
+        "hospital_code", "checkup_id",
+    ];
+    let leaked: Vec<&Vec<String>> = columns.iter().filter(|r| identity.contains(&r[1].as_str())).collect();
+    assert!(leaked.is_empty(), "identity columns outside the zone: {leaked:?}");
+    for t in tables.iter().filter(|t| **t != "claim_diagnoses") {
+        assert!(columns.iter().any(|r| r[0] == *t && r[1] == "research_id"), "{t} has no research_id");
+    }
+    // Each linked table's rows carry research IDs (the demo's data all links) and sit in person order.
+    let unlinked = rows(&admin, "SELECT count(*) FROM research.medical_claims WHERE research_id IS NULL").await.unwrap();
+    assert_eq!(unlinked, vec![vec!["0".to_string()]]);
+    let linked_tables = rows(&admin, "SHOW LINKED TABLES").await.unwrap();
+    assert!(linked_tables.len() >= 8 && linked_tables.iter().any(|r| r[4].contains("name_kana (name_kana)")), "{linked_tables:?}");
+
     // analyst: anonymised; no identifiers, birth month, 3-digit postal code, opt-outs removed.
     let analyst = connect(&demo, "analyst").await;
     let anon = rows(&analyst, people).await.unwrap();

@@ -1,0 +1,451 @@
+//! Linked tables: the identity zone's source tables as analysts see them, with each row's
+//! research ID in place of the identity columns.
+//!
+//! ```sql
+//! CREATE LINKED TABLE research.checkups FROM checkup.results
+//!   LINKAGE SOURCE checkup KEY CAST(checkup_id AS TEXT)
+//!   [KEEP (sex)] [EXCLUDE (address)] [ORDER BY checkup_date];
+//! REFRESH LINKED TABLE research.checkups;
+//! SHOW LINKED TABLES;
+//! ```
+//!
+//! A linked table is an ordinary Delta table (grants, policies, time travel and `DROP TABLE` work
+//! on it as on any table) whose rows are rewritten, in one commit, by every `LINK` and by
+//! `REFRESH LINKED TABLE`: `research_id` first, then the base table's columns that carry no
+//! identity, sorted by `research_id` (so a person's rows sit together in the files and the
+//! files' statistics prune lookups by person) and then by the `ORDER BY` columns. A row whose key
+//! has no research ID yet keeps a NULL `research_id` until the next linkage.
+//!
+//! Which columns are identity is not left to the author: Kura traces every column of the linkage
+//! source's query back to the base table's columns ([`lineage`]). Columns that feed a direct
+//! identifier (names, insured symbol and number, personal suffix, hashed IDs, the source key)
+//! never leave the zone; columns that feed a quasi-identifier (birth date, sex, postal code,
+//! insurer number) are held back too unless `KEEP` names them; `EXCLUDE` holds back more.
+//!
+//! SECURITY: the column set is fixed when the table is created and checked again on every
+//! refresh against the source's current query, so redefining the source to read another
+//! identity column stops the refresh instead of exposing it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ObjectName};
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use kura_catalog::LinkedTable;
+
+use crate::names::{QualifiedName, normalize_ident, qualified};
+use crate::parser::CopySource;
+use crate::policy::parse::{expect_word, parse_word};
+use crate::session::{Session, StatementOutput};
+use crate::{Error, Result};
+
+/// A base table's column, as (schema, table, column).
+pub(crate) type BaseColumn = (String, String, String);
+
+/// Source columns that identify a person directly: never copied out of the zone.
+const DIRECT: &[&str] = &["source_key", "name_kana", "name_kanji", "insured_symbol", "insured_number", "insured_suffix", "id1", "id2"];
+/// Source columns that identify in combination: held back unless `KEEP` names them.
+const QUASI: &[&str] = &["birth_date", "sex", "postal_code", "insurer_number"];
+
+/// `CREATE LINKED TABLE`.
+#[derive(Debug, Clone)]
+pub struct CreateLinked {
+    /// The linked table.
+    pub name: ObjectName,
+    /// Its base table in the identity zone.
+    pub base: ObjectName,
+    /// The linkage source.
+    pub source: String,
+    /// The row's key in that source.
+    pub key: SqlExpr,
+    /// Quasi-identifying columns to copy anyway.
+    pub keep: Vec<String>,
+    /// More columns to hold back.
+    pub exclude: Vec<String>,
+    /// Sort columns after `research_id`.
+    pub order_by: Vec<String>,
+}
+
+fn column_list(parser: &mut Parser<'_>) -> Result<Vec<String>, ParserError> {
+    parser.expect_token(&Token::LParen)?;
+    let cols = parser.parse_comma_separated(|p| p.parse_identifier().map(|i| normalize_ident(&i)))?;
+    parser.expect_token(&Token::RParen)?;
+    Ok(cols)
+}
+
+/// Parses `CREATE LINKED TABLE ...` after `CREATE LINKED TABLE`.
+pub(crate) fn parse_create(parser: &mut Parser<'_>) -> Result<CreateLinked, ParserError> {
+    let name = parser.parse_object_name(false)?;
+    expect_word(parser, "FROM")?;
+    let base = parser.parse_object_name(false)?;
+    expect_word(parser, "LINKAGE")?;
+    expect_word(parser, "SOURCE")?;
+    let source = normalize_ident(&parser.parse_identifier()?);
+    expect_word(parser, "KEY")?;
+    let key = parser.parse_expr()?;
+    let (mut keep, mut exclude, mut order_by) = (vec![], vec![], vec![]);
+    loop {
+        if parse_word(parser, "KEEP") {
+            keep.extend(column_list(parser)?);
+        } else if parse_word(parser, "EXCLUDE") {
+            exclude.extend(column_list(parser)?);
+        } else if parse_word(parser, "ORDER") {
+            expect_word(parser, "BY")?;
+            order_by = parser.parse_comma_separated(|p| p.parse_identifier().map(|i| normalize_ident(&i)))?;
+        } else {
+            break;
+        }
+    }
+    Ok(CreateLinked { name, base, source, key, keep, exclude, order_by })
+}
+
+/// The base-table columns each output column of `plan` is computed from. Nodes it cannot see
+/// through count as reading every column of every table below them, so the answer may hold
+/// too many columns, never too few.
+pub(crate) fn lineage(plan: &LogicalPlan, default_schema: &str) -> Result<Vec<BTreeSet<BaseColumn>>> {
+    (0..plan.schema().fields().len()).map(|i| column_lineage(plan, i, default_schema)).collect()
+}
+
+fn column_lineage(plan: &LogicalPlan, i: usize, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
+    let of_exprs = |exprs: &[&Expr], input: &LogicalPlan| -> Result<BTreeSet<BaseColumn>> {
+        let mut out = BTreeSet::new();
+        for e in exprs {
+            for c in e.column_refs() {
+                let j = input.schema().index_of_column(c).map_err(Error::from_datafusion)?;
+                out.extend(column_lineage(input, j, default_schema)?);
+            }
+            out.extend(subquery_columns(e, default_schema)?);
+        }
+        Ok(out)
+    };
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let Some((schema, table)) = crate::access::scanned_relation(&scan.table_name, default_schema) else {
+                return Ok(BTreeSet::new());
+            };
+            let column = scan.projected_schema.field(i).name().clone();
+            Ok(BTreeSet::from([(schema, table, column)]))
+        }
+        LogicalPlan::Projection(p) => of_exprs(&[&p.expr[i]], &p.input),
+        LogicalPlan::Aggregate(a) if a.group_expr.len() == a.group_expr_len().map_err(Error::from_datafusion)? => {
+            let g = a.group_expr.len();
+            let e = if i < g { &a.group_expr[i] } else { &a.aggr_expr[i - g] };
+            of_exprs(&[e], &a.input)
+        }
+        LogicalPlan::Window(w) => {
+            let n = w.input.schema().fields().len();
+            if i < n { column_lineage(&w.input, i, default_schema) } else { of_exprs(&[&w.window_expr[i - n]], &w.input) }
+        }
+        LogicalPlan::Union(u) => {
+            let mut out = BTreeSet::new();
+            for input in &u.inputs {
+                out.extend(column_lineage(input, i, default_schema)?);
+            }
+            Ok(out)
+        }
+        LogicalPlan::Join(j) => {
+            use datafusion::common::JoinType::*;
+            let n = j.left.schema().fields().len();
+            match j.join_type {
+                Inner | Left | Right | Full if i < n => column_lineage(&j.left, i, default_schema),
+                Inner | Left | Right | Full => column_lineage(&j.right, i - n, default_schema),
+                LeftSemi | LeftAnti => column_lineage(&j.left, i, default_schema),
+                RightSemi | RightAnti => column_lineage(&j.right, i, default_schema),
+                _ => all_columns(plan, default_schema),
+            }
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(_)) => {
+            let inputs = plan.inputs();
+            column_lineage(inputs[0], i, default_schema)
+        }
+        _ => all_columns(plan, default_schema),
+    }
+}
+
+/// Every column of every table that subqueries inside `expr` read.
+fn subquery_columns(expr: &Expr, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
+    let mut out = BTreeSet::new();
+    let mut failed = None;
+    expr.apply(|e| {
+        let sub = match e {
+            Expr::ScalarSubquery(s) => Some(&s.subquery),
+            Expr::Exists(x) => Some(&x.subquery.subquery),
+            Expr::InSubquery(x) => Some(&x.subquery.subquery),
+            _ => None,
+        };
+        if let Some(sub) = sub {
+            match all_columns(sub, default_schema) {
+                Ok(c) => out.extend(c),
+                Err(err) => failed = Some(err),
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(Error::from_datafusion)?;
+    failed.map_or(Ok(out), Err)
+}
+
+/// Every column of every table `plan` reads.
+fn all_columns(plan: &LogicalPlan, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
+    let mut out = BTreeSet::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some((s, t)) = crate::access::scanned_relation(&scan.table_name, default_schema) {
+                let schema = scan.source.schema();
+                out.extend(schema.fields().iter().map(|f| (s.clone(), t.clone(), f.name().clone())));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(Error::from_datafusion)?;
+    Ok(out)
+}
+
+/// What a source's query makes of one base table's columns: each identity column of the base
+/// with the source columns it feeds.
+struct Identity {
+    /// Base column -> direct identifiers it feeds.
+    direct: BTreeMap<String, BTreeSet<String>>,
+    /// Base column -> quasi-identifiers it feeds.
+    quasi: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The identity columns of `base` for `source`: those its query computes identity from; for a
+/// table of the same system that the query does not read (a hospital's diagnoses beside its
+/// patients), columns named like an identity column of a table it does read; and columns named
+/// after one (`birth_date_era`, `name_kana_old`). Other columns that identify someone must be
+/// named in `EXCLUDE`.
+async fn identity_of(session: &Session, source: &str, base: &QualifiedName) -> Result<Identity> {
+    let snapshot = session.snapshot();
+    let entry = snapshot.state.linkage_source(source).map_err(Error::catalog)?;
+    let query = crate::parser::parse_query(&entry.query)?;
+    let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
+    let default_schema = session.current_schema();
+    let lineage = lineage(&plan, &default_schema)?;
+    let base_columns: BTreeSet<String> = crate::ddl::table_schema(session, base)
+        .await?
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut id = Identity { direct: BTreeMap::new(), quasi: BTreeMap::new() };
+    for (field, cols) in plan.schema().fields().iter().zip(lineage) {
+        let out = field.name().as_str();
+        let target = if DIRECT.contains(&out) {
+            &mut id.direct
+        } else if QUASI.contains(&out) {
+            &mut id.quasi
+        } else {
+            continue;
+        };
+        for (s, t, c) in cols {
+            // The column itself, and columns named after it in any table (`birth_date_era`
+            // beside `birth_date`): another rendering of the same identity.
+            let prefix = format!("{c}_");
+            for b in &base_columns {
+                let same = *b == c && ((s == base.schema && t == base.name) || base_columns.contains(&c));
+                if same || b.starts_with(&prefix) {
+                    target.entry(b.clone()).or_default().insert(out.to_string());
+                }
+            }
+        }
+    }
+    Ok(id)
+}
+
+/// Columns a key expression reads.
+async fn key_columns(session: &Session, base: &QualifiedName, key: &str) -> Result<BTreeSet<String>> {
+    let probe = format!("SELECT CAST({key} AS TEXT) FROM {} LIMIT 0", quoted_name(base));
+    let query = crate::parser::parse_query(&probe)?;
+    let plan = crate::copy::source_plan(session, CopySource::Query(query))
+        .await
+        .map_err(|e| Error::Invalid(format!("the KEY expression does not apply to {base}: {e}")))?;
+    let cols = all_key_columns(&plan, &session.current_schema())?;
+    Ok(cols.into_iter().filter(|(s, t, _)| *s == base.schema && *t == base.name).map(|c| c.2).collect())
+}
+
+fn all_key_columns(plan: &LogicalPlan, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
+    Ok(lineage(plan, default_schema)?.into_iter().flatten().collect())
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn quoted_name(qn: &QualifiedName) -> String {
+    format!("{}.{}", quote(&qn.schema), quote(&qn.name))
+}
+
+/// Decides a linked table's columns from its base and source.
+async fn define(session: &Session, stmt: &CreateLinked, base: &QualifiedName) -> Result<LinkedTable> {
+    let snapshot = session.snapshot();
+    snapshot.state.linkage_source(&stmt.source).map_err(Error::catalog)?;
+    snapshot.state.table(&base.schema, &base.name).map_err(|_| {
+        Error::UndefinedObject(format!("base table {base} does not exist (a linked table is made from a table, not a view)"))
+    })?;
+    let base_columns: Vec<String> =
+        crate::ddl::table_schema(session, base).await?.fields().iter().map(|f| f.name().clone()).collect();
+    let identity = identity_of(session, &stmt.source, base).await?;
+    let key = stmt.key.to_string();
+    let key_cols = key_columns(session, base, &key).await?;
+    for c in stmt.keep.iter().chain(&stmt.exclude).chain(&stmt.order_by) {
+        if c != "research_id" && !base_columns.contains(c) {
+            return Err(Error::UndefinedObject(format!("column \"{c}\" of {base} does not exist")));
+        }
+    }
+    for c in &stmt.keep {
+        if let Some(feeds) = identity.direct.get(c) {
+            return Err(Error::PermissionDenied(format!(
+                "column \"{c}\" of {base} feeds {} of linkage source \"{}\", a direct identifier; it stays in the identity zone",
+                feeds.iter().cloned().collect::<Vec<_>>().join(", "),
+                stmt.source
+            )));
+        }
+        if key_cols.contains(c) {
+            return Err(Error::PermissionDenied(format!(
+                "column \"{c}\" of {base} is part of the source key; it stays in the identity zone"
+            )));
+        }
+    }
+    if base_columns.iter().any(|c| c == "research_id") {
+        return Err(Error::Invalid(format!("{base} already has a column named research_id")));
+    }
+    let mut withheld = Vec::new();
+    let mut columns = Vec::new();
+    for c in &base_columns {
+        let why = if let Some(f) = identity.direct.get(c) {
+            Some(f.iter().cloned().collect::<Vec<_>>().join(", "))
+        } else if key_cols.contains(c) {
+            Some("source_key".to_string())
+        } else if let Some(f) = identity.quasi.get(c).filter(|_| !stmt.keep.contains(c)) {
+            Some(f.iter().cloned().collect::<Vec<_>>().join(", "))
+        } else if stmt.exclude.contains(c) {
+            Some("excluded".to_string())
+        } else {
+            None
+        };
+        match why {
+            Some(w) => withheld.push((c.clone(), w)),
+            None => columns.push(c.clone()),
+        }
+    }
+    for c in &stmt.order_by {
+        if c != "research_id" && !columns.contains(c) {
+            return Err(Error::Invalid(format!("ORDER BY column \"{c}\" is held back in the identity zone")));
+        }
+    }
+    Ok(LinkedTable {
+        base_schema: base.schema.clone(),
+        base_table: base.name.clone(),
+        source: stmt.source.clone(),
+        key,
+        columns,
+        keep: stmt.keep.clone(),
+        withheld,
+        order_by: stmt.order_by.iter().filter(|c| *c != "research_id").cloned().collect(),
+    })
+}
+
+/// The query that makes a linked table's rows.
+fn rows_query(l: &LinkedTable) -> String {
+    let base = QualifiedName { schema: l.base_schema.clone(), name: l.base_table.clone() };
+    let cols: String = l.columns.iter().map(|c| format!(", b.{}", quote(c))).collect();
+    let order: String = l.order_by.iter().map(|c| format!(", b.{}", quote(c))).collect();
+    format!(
+        "SELECT r.research_id{cols} FROM (SELECT CAST({key} AS TEXT) AS __kura_link_key, * FROM {base}) b \
+         LEFT JOIN linkage.research_ids r ON r.source = '{source}' AND r.source_key = b.__kura_link_key \
+         ORDER BY r.research_id NULLS LAST{order}",
+        key = l.key,
+        base = quoted_name(&base),
+        source = l.source.replace('\'', "''"),
+    )
+}
+
+/// `CREATE LINKED TABLE`: defines the table, creates it and fills it from the current research IDs.
+pub(crate) async fn create(session: &Session, stmt: CreateLinked) -> Result<StatementOutput> {
+    let qn = qualified(&stmt.name)?;
+    let base = qualified(&stmt.base)?;
+    crate::names::validate_new_name("table", &qn.name)?;
+    if crate::ddl::relation_exists(session, &qn)? {
+        return Err(Error::DuplicateObject(format!("relation \"{qn}\" already exists")));
+    }
+    if qn == base {
+        return Err(Error::Invalid("a linked table cannot replace its base table; give it another name".into()));
+    }
+    let linked = define(session, &stmt, &base).await?;
+    crate::linkage::ensure_tables(session).await?;
+    let query = crate::parser::parse_query(&rows_query(&linked))?;
+    let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
+    let rows = crate::ddl::create_table_from_plan(session, &qn, plan).await?;
+    let op = format!("CREATE LINKED TABLE {qn}");
+    let l = linked.clone();
+    if let Err(e) = session.engine.catalog().commit(&session.user, &op, |s| s.set_linked_table(&qn.schema, &qn.name, l.clone())).await {
+        let _ = session.engine.catalog().commit(&session.user, &format!("DROP TABLE {qn}"), |s| s.drop_table(&qn.schema, &qn.name).map(|_| ())).await;
+        return Err(Error::catalog(e));
+    }
+    tracing::info!(table = %qn, base = %base, rows, withheld = linked.withheld.len(), "linked table created");
+    Ok(StatementOutput::counted("SELECT", rows))
+}
+
+/// Rewrites a linked table from its base and the current research IDs, in one commit, after
+/// checking that its columns still carry no identity.
+pub(crate) async fn refresh(session: &Session, qn: &QualifiedName) -> Result<u64> {
+    let snapshot = session.snapshot();
+    let entry = snapshot.state.table(&qn.schema, &qn.name).map_err(Error::catalog)?;
+    let Some(linked) = entry.linked.clone() else {
+        return Err(Error::Invalid(format!("{qn} is not a linked table")));
+    };
+    let base = QualifiedName { schema: linked.base_schema.clone(), name: linked.base_table.clone() };
+    let identity = identity_of(session, &linked.source, &base).await?;
+    let key_cols = key_columns(session, &base, &linked.key).await?;
+    for c in &linked.columns {
+        // SECURITY: the source may have been redefined to read more identity columns since.
+        let feeds = if key_cols.contains(c) {
+            Some("the source key".to_string())
+        } else {
+            identity
+                .direct
+                .get(c)
+                .or_else(|| identity.quasi.get(c).filter(|_| !linked.keep.contains(c)))
+                .map(|f| f.iter().cloned().collect::<Vec<_>>().join(", "))
+        };
+        if let Some(feeds) = feeds {
+            return Err(Error::PermissionDenied(format!(
+                "linked table {qn} is not refreshed: its column \"{c}\" now feeds {feeds} of linkage source \"{}\"; drop and recreate the linked table",
+                linked.source
+            )));
+        }
+    }
+    let query = crate::parser::parse_query(&rows_query(&linked))?;
+    let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
+    crate::dml::overwrite_from_plan(session, qn, plan).await
+}
+
+/// `SHOW LINKED TABLES`.
+pub(crate) fn show(session: &Session) -> Result<StatementOutput> {
+    let snapshot = session.snapshot();
+    let rows = snapshot
+        .state
+        .linked_tables()
+        .into_iter()
+        .map(|(s, t, l)| {
+            vec![
+                format!("{s}.{t}"),
+                format!("{}.{}", l.base_schema, l.base_table),
+                l.source.clone(),
+                l.key.clone(),
+                l.withheld.iter().map(|(c, w)| format!("{c} ({w})")).collect::<Vec<_>>().join(", "),
+            ]
+        })
+        .collect();
+    crate::constant::text_rows(&SHOW_COLUMNS, rows)
+}
+
+pub(crate) const SHOW_COLUMNS: [&str; 5] = ["name", "base_table", "linkage_source", "key", "withheld_columns"];
