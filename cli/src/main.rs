@@ -85,6 +85,10 @@ enum Command {
         /// A query returning (source, source_key, person) to measure precision, recall and F1 against.
         #[arg(long)]
         ground_truth: Option<String>,
+        /// Link only keys that have no research ID yet into the existing persons (LINK NEW),
+        /// instead of re-examining every pair (LINK ALL).
+        #[arg(long)]
+        new: bool,
         /// Print the report as CSV.
         #[arg(long)]
         csv: bool,
@@ -179,13 +183,14 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Link { data, ground_truth, csv } => {
+        Command::Link { data, ground_truth, new, csv } => {
             let engine = Engine::open(&data).await.with_context(|| format!("cannot open warehouse {data}"))?;
             let mut session = engine.session("kura");
             session.set_progress(progress::TerminalProgress::new());
+            let mode = if new { "LINK NEW" } else { "LINK ALL" };
             let sql = match ground_truth {
-                Some(q) => format!("LINK WITH GROUND TRUTH ({q})"),
-                None => "LINK".to_string(),
+                Some(q) => format!("{mode} WITH GROUND TRUTH ({q})"),
+                None => mode.to_string(),
             };
             let out = render::Output { csv, timing: true };
             Ok(if run_script(&session, &sql, &out).await { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })

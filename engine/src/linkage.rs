@@ -6,7 +6,7 @@
 //!   FROM resident.residents;
 //! DROP LINKAGE SOURCE [IF EXISTS] resident;
 //! SHOW LINKAGE SOURCES;
-//! LINK [ALL] [WITH GROUND TRUTH (SELECT source, source_key, person_id FROM ...)];
+//! LINK [ALL | NEW] [WITH GROUND TRUTH (SELECT source, source_key, person_id FROM ...)];
 //! CREATE LINKED TABLE research.checkups FROM checkup.results LINKAGE SOURCE checkup KEY CAST(checkup_id AS TEXT);
 //! REFRESH LINKED TABLE research.checkups;
 //! SHOW LINKED TABLES;
@@ -80,8 +80,10 @@ pub enum LinkageStatement {
     RefreshLinked(ObjectName),
     /// `SHOW LINKED TABLES`.
     ShowLinked,
-    /// `LINK [ALL] [WITH GROUND TRUTH (query)]`.
+    /// `LINK [ALL | NEW] [WITH GROUND TRUTH (query)]`.
     Link {
+        /// `NEW`: link only keys without a research ID into the existing persons.
+        new: bool,
         /// `(source, source_key, person)` rows to measure precision and recall against.
         ground_truth: Option<Box<Query>>,
     },
@@ -179,7 +181,7 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
         }
         _ => {
             expect_word(parser, "LINK")?;
-            parse_word(parser, "ALL");
+            let new = !parse_word(parser, "ALL") && parse_word(parser, "NEW");
             let mut ground_truth = None;
             if parse_word(parser, "WITH") {
                 expect_word(parser, "GROUND")?;
@@ -188,7 +190,7 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
                 ground_truth = Some(parser.parse_query()?);
                 parser.expect_token(&Token::RParen)?;
             }
-            Ok(LinkageStatement::Link { ground_truth })
+            Ok(LinkageStatement::Link { new, ground_truth })
         }
     }
 }
@@ -237,7 +239,7 @@ pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result
             Ok(StatementOutput::counted("REFRESH", rows))
         }
         LinkageStatement::ShowLinked => crate::linked::show(session),
-        LinkageStatement::Link { ground_truth } => Box::pin(link(session, ground_truth)).await,
+        LinkageStatement::Link { new, ground_truth } => Box::pin(link(session, new, ground_truth)).await,
     }
 }
 
@@ -634,7 +636,7 @@ fn decisions_schema() -> SchemaRef {
 }
 
 /// `LINK`: read, link, assign stable IDs, write the linkage tables, report.
-async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<StatementOutput> {
+async fn link(session: &Session, new: bool, ground_truth: Option<Box<Query>>) -> Result<StatementOutput> {
     let _one_at_a_time = session.engine.linkage.lock().await;
     let started = std::time::Instant::now();
     let snapshot = session.snapshot();
@@ -649,17 +651,8 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
     if ds.entries() == 0 {
         return Err(Error::Invalid("the linkage sources returned no rows with a source_key".into()));
     }
-    let progress = SinkProgress { sink: session.progress.clone(), label: Default::default(), done: AtomicU64::new(0) };
-    let linkage = tokio::task::spawn_blocking(move || {
-        let l = kura_linkage::link(ds, &settings, &decisions, &progress);
-        drop(progress);
-        l
-    })
-    .await
-    .map_err(|e| Error::Invalid(format!("the linkage task failed: {e}")))?
-    .map_err(linkage_error)?;
 
-    // Stable IDs against the previous map.
+    // The previous map, for stable IDs (and, with NEW, the persons to link into).
     let mut previous: FxHashMap<EntryKey, i64> = FxHashMap::default();
     for b in sql(session, "SELECT source, source_key, research_id FROM linkage.research_ids").await? {
         let (s, k, id) = (strings(&b, 0)?, strings(&b, 1)?, ints(&b, 2)?);
@@ -667,6 +660,34 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
             previous.insert(EntryKey { source: s.value(r).to_owned(), key: k.value(r).to_owned() }, id.value(r));
         }
     }
+    // NEW without an earlier linkage links everything.
+    let incremental = new && !previous.is_empty();
+    let earlier = if incremental {
+        let last = sql(session, "SELECT report FROM linkage.runs ORDER BY run DESC LIMIT 1").await?;
+        let model = last
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| strings(b, 0))
+            .transpose()?
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(a.value(0)).ok())
+            .and_then(|v| serde_json::from_value::<kura_linkage::Model>(v.get("model")?.clone()).ok());
+        Some(kura_linkage::Previous { ids: previous.clone(), model })
+    } else {
+        None
+    };
+    let progress = SinkProgress { sink: session.progress.clone(), label: Default::default(), done: AtomicU64::new(0) };
+    let linkage = tokio::task::spawn_blocking(move || {
+        let l = match &earlier {
+            Some(p) => kura_linkage::link_new(ds, &settings, &decisions, p, &progress),
+            None => kura_linkage::link(ds, &settings, &decisions, &progress),
+        };
+        drop(progress);
+        l
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("the linkage task failed: {e}")))?
+    .map_err(linkage_error)?;
+
     let mut retired: FxHashSet<i64> = FxHashSet::default();
     for b in sql(session, "SELECT research_id, other_research_id FROM linkage.id_history").await? {
         let (a, o) = (ints(&b, 0)?, ints(&b, 1)?);
@@ -681,7 +702,7 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
         Some(q) => Some(Box::pin(measure(session, q, &persons)).await?),
         None => None,
     };
-    Box::pin(write_results(session, run, &linkage, &assignment)).await?;
+    Box::pin(write_results(session, run, &linkage, &assignment, incremental)).await?;
     // Linked tables follow the new IDs; one that cannot be refreshed keeps its rows and says why.
     let mut refreshed: Vec<(String, String)> = Vec::new();
     for (s, t, _) in snapshot.state.linked_tables() {
@@ -734,8 +755,17 @@ async fn link(session: &Session, ground_truth: Option<Box<Query>>) -> Result<Sta
     crate::dml::append_batches(session, &qn("runs"), vec![runs]).await?;
     tracing::info!(run, persons = report.persons, keys = report.entries, seconds, "linkage done");
 
+    let mode = match report.new_records {
+        Some(n) => format!(
+            "new keys only: {n} new identities linked into the earlier persons (model {})",
+            if report.model_reused { "of the earlier run" } else { "fitted again" }
+        ),
+        None if new => "all (NEW needs an earlier linkage; there was none)".into(),
+        None => "all".into(),
+    };
     let mut lines: Vec<(String, String)> = vec![
         ("run".into(), run.to_string()),
+        ("mode".into(), mode),
         ("sources".into(), sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
         ("rows read".into(), report.rows.to_string()),
         ("keys".into(), report.entries.to_string()),
@@ -842,7 +872,8 @@ async fn measure(session: &Session, query: Box<Query>, persons: &[(EntryKey, u32
 }
 
 /// Writes the research-ID map (replacing it in one commit), the ID history and the review table.
-async fn write_results(session: &Session, run: i64, linkage: &Linkage, assignment: &kura_linkage::Assignment) -> Result<()> {
+/// A linkage of new keys adds its grey zone to the review table; a full one replaces it.
+async fn write_results(session: &Session, run: i64, linkage: &Linkage, assignment: &kura_linkage::Assignment, incremental: bool) -> Result<()> {
     let ids = &assignment.ids;
     let map = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -946,6 +977,10 @@ async fn write_results(session: &Session, run: i64, linkage: &Linkage, assignmen
         ],
     )
     .map_err(|e| Error::from_datafusion(e.into()))?;
-    crate::dml::overwrite_batches(session, &qn("review"), vec![batch]).await?;
+    if incremental {
+        crate::dml::append_batches(session, &qn("review"), vec![batch]).await?;
+    } else {
+        crate::dml::overwrite_batches(session, &qn("review"), vec![batch]).await?;
+    }
     Ok(())
 }

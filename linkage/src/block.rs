@@ -27,6 +27,9 @@ pub(crate) struct Blocking {
     pub group: Vec<u32>,
     /// Per rule: blocks skipped for being larger than `max_block_size`, and their records.
     pub skipped: Vec<(u64, u64)>,
+    /// When set, only pairs with at least one record marked here are compared (a linkage of
+    /// new keys into earlier persons).
+    pub only_new: Option<Vec<bool>>,
     tasks: Vec<Task>,
 }
 
@@ -137,7 +140,7 @@ impl Blocking {
             skipped.push((skip_blocks, skip_records));
             out.push(RuleKeys { keys, sorted });
         }
-        Self { rules: out, group, skipped, tasks }
+        Self { rules: out, group, skipped, only_new: None, tasks }
     }
 
     /// Pairs that rules below `rules` would produce in their blocks, before deduplication.
@@ -146,7 +149,16 @@ impl Blocking {
             .iter()
             .filter(|t| t.rule < rules)
             .flat_map(|t| blocks(&self.rules[t.rule].sorted[t.start..t.end]))
-            .map(|b| (b.len() * (b.len() - 1) / 2) as u64)
+            .map(|b| {
+                let n = b.len() as u64;
+                match &self.only_new {
+                    None => n * (n - 1) / 2,
+                    Some(new) => {
+                        let k = b.iter().filter(|x| new[x.1 as usize]).count() as u64;
+                        k * (n - k) + k * k.saturating_sub(1) / 2
+                    }
+                }
+            })
             .sum()
     }
 
@@ -208,8 +220,18 @@ impl Blocking {
         let rule = &self.rules[task.rule];
         let mut seen = 0u64;
         for block in blocks(&rule.sorted[task.start..task.end]) {
+            if let Some(new) = &self.only_new {
+                if !block.iter().any(|x| new[x.1 as usize]) {
+                    continue;
+                }
+            }
             for (x, &(_, a)) in block.iter().enumerate() {
                 for &(_, b) in &block[x + 1..] {
+                    if let Some(new) = &self.only_new {
+                        if !new[a as usize] && !new[b as usize] {
+                            continue;
+                        }
+                    }
                     seen += 1;
                     if self.group[a as usize] == self.group[b as usize] || ds.cannot_link(a, b) {
                         continue;

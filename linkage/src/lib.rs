@@ -50,6 +50,7 @@ pub use data::{Dataset, DatasetBuilder, EntryKey, History, SourcePolicy, days_fr
 pub use eval::{Quality, pairwise_quality};
 pub use ids::{Assignment, IdChange, assign_ids};
 pub use model::{Model, probability};
+
 pub use spec::{BlockingRule, Comparator, EXACT, Field, KeyPart, MISSING, Settings};
 
 use block::Blocking;
@@ -132,6 +133,19 @@ pub struct Report {
     pub seconds: f64,
     pub comparisons_per_second: f64,
     pub threads: usize,
+    /// For a linkage of new keys only: records that had no research ID before, and whether the
+    /// earlier model was reused (else it was fitted again).
+    pub new_records: Option<u64>,
+    pub model_reused: bool,
+}
+
+/// What a linkage of new keys only ([`link_new`]) keeps from the one before.
+#[derive(Clone, Debug, Default)]
+pub struct Previous {
+    /// Each key linked before, with its research ID.
+    pub ids: FxHashMap<EntryKey, i64>,
+    /// The model fitted then; fitted again when missing or made for other settings.
+    pub model: Option<Model>,
 }
 
 /// One field's part of a pair's match weight.
@@ -211,6 +225,56 @@ fn scorer<'a>(ds: &'a Dataset, settings: &Settings, model: &'a Model) -> Scorer<
 }
 
 /// Record pairs known to be one person (they share a source key), and each record's group.
+/// u from random pairs, then m and the prior by EM on each rule's comparison vectors. Returns
+/// the model and the comparisons made.
+fn fit(
+    ds: &Dataset,
+    settings: &Settings,
+    blocking: &Blocking,
+    rules: &[Vec<KeyPart>],
+    blocked: &[Vec<bool>],
+    threads: usize,
+    progress: &dyn Progress,
+) -> (Model, u64) {
+    let u = model::estimate_u(ds, settings, &blocking.group);
+    progress.stage("linkage: training (comparisons)", blocking.candidate_pairs(rules.len()));
+    let advance = |n: u64| progress.advance(n);
+    // Each rule trains on all its pairs (scoring then compares each pair once).
+    let hists = blocking.scan(
+        ds,
+        threads,
+        false,
+        rules.len(),
+        || vec![FxHashMap::<u64, u64>::default(); rules.len()],
+        |h, rule, a, b| *h[rule].entry(pattern(ds, a, b)).or_default() += 1,
+        &advance,
+    );
+    let mut merged = vec![FxHashMap::<u64, u64>::default(); rules.len()];
+    for h in hists {
+        for (r, h) in h.into_iter().enumerate() {
+            for (p, c) in h {
+                *merged[r].entry(p).or_default() += c;
+            }
+        }
+    }
+    let sorted = |h: FxHashMap<u64, u64>| {
+        let mut v: Vec<(u64, f64)> = h.into_iter().map(|(p, c)| (p, c as f64)).collect();
+        v.sort_unstable_by_key(|x| x.0);
+        v
+    };
+    let trained: u64 = merged.iter().flat_map(|h| h.values()).sum();
+    let hist: Vec<Vec<(u64, f64)>> = merged.into_iter().map(sorted).collect();
+    let train: Vec<bool> = settings
+        .deterministic
+        .iter()
+        .map(|_| true)
+        .chain(settings.blocking.iter().map(|r| r.train))
+        .chain(settings.training.iter().map(|_| true))
+        .collect();
+    let model = Model::fit(u, &hist, blocked, &train, settings.em_iterations);
+    (model, trained)
+}
+
 fn known_groups(ds: &Dataset) -> (Vec<(u32, u32)>, Vec<u32>) {
     let n = ds.records();
     let mut group: Vec<u32> = (0..n as u32).collect();
@@ -245,6 +309,18 @@ fn known_groups(ds: &Dataset) -> (Vec<(u32, u32)>, Vec<u32>) {
 
 /// Links `ds`: deterministic passes, EM-fitted probabilistic matching, constrained clustering.
 pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &dyn Progress) -> Result<Linkage> {
+    link_with(ds, settings, decisions, None, progress)
+}
+
+/// Links the records of keys that have no research ID yet into the persons of an earlier
+/// linkage: only pairs with at least one new record are compared, earlier persons stay whole
+/// (a new record may still join two of them, which `assign_ids` records as a merge), and the
+/// earlier model is reused when it fits the settings. A full [`link`] re-examines every pair.
+pub fn link_new(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: &Previous, progress: &dyn Progress) -> Result<Linkage> {
+    link_with(ds, settings, decisions, Some(previous), progress)
+}
+
+fn link_with(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: Option<&Previous>, progress: &dyn Progress) -> Result<Linkage> {
     settings.validate()?;
     if ds.columns.len() != settings.fields.len() {
         return Err(Error::Settings("the dataset was built for other settings".into()));
@@ -261,6 +337,26 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
     }
     let entry_record = |e: u32| ds.entry_records.binary_search_by_key(&e, |x| x.0).map(|i| ds.entry_records[i].1).ok();
     let (mut must, group) = known_groups(&ds);
+    // Incremental: records with an earlier research ID stay together with their person.
+    let mut new_records = None;
+    if let Some(p) = previous {
+        let mut old_id: Vec<Option<i64>> = vec![None; ds.records()];
+        for &(e, r) in &ds.entry_records {
+            if let Some(&id) = p.ids.get(&ds.entry(e)) {
+                old_id[r as usize].get_or_insert(id);
+            }
+        }
+        let mut first: FxHashMap<i64, u32> = FxHashMap::default();
+        for (r, id) in old_id.iter().enumerate() {
+            if let Some(id) = id {
+                let f = *first.entry(*id).or_insert(r as u32);
+                if f != r as u32 {
+                    must.push((f, r as u32));
+                }
+            }
+        }
+        new_records = Some(old_id.iter().map(|x| x.is_none()).collect::<Vec<bool>>());
+    }
     for (x, y) in &decisions.must_link {
         if let (Some(&ex), Some(&ey)) = (entry_of.get(x), entry_of.get(y)) {
             if let (Some(a), Some(b)) = (entry_record(ex), entry_record(ey)) {
@@ -295,9 +391,7 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         .chain(settings.blocking.iter().map(|r| format!("blocking: {}", r.describe())))
         .chain(settings.training.iter().map(|r| format!("training: {}", r.describe())))
         .collect();
-    let blocking = Blocking::new(&ds, settings, &rules, group);
-    let candidate_pairs = blocking.candidate_pairs(scoring_rules);
-    let training_pairs = blocking.candidate_pairs(rules.len());
+    let mut blocking = Blocking::new(&ds, settings, &rules, group);
     // A rule blocks on a field when it requires the field's whole value to agree (a prefix or a
     // year leaves the rest of the value informative), or that of a field in its group.
     let blocked: Vec<Vec<bool>> = rules
@@ -316,44 +410,17 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         })
         .collect();
 
-    // u from random pairs, then m and the prior by EM on each rule's comparison vectors.
-    let u = model::estimate_u(&ds, settings, &blocking.group);
-    progress.stage("linkage: training (comparisons)", training_pairs);
-    let advance = |n: u64| progress.advance(n);
-    // Each rule trains on all its pairs (scoring then compares each pair once).
-    let hists = blocking.scan(
-        &ds,
-        threads,
-        false,
-        rules.len(),
-        || vec![FxHashMap::<u64, u64>::default(); rules.len()],
-        |h, rule, a, b| *h[rule].entry(pattern(&ds, a, b)).or_default() += 1,
-        &advance,
-    );
-    let mut merged = vec![FxHashMap::<u64, u64>::default(); rules.len()];
-    for h in hists {
-        for (r, h) in h.into_iter().enumerate() {
-            for (p, c) in h {
-                *merged[r].entry(p).or_default() += c;
-            }
-        }
-    }
-    let sorted = |h: FxHashMap<u64, u64>| {
-        let mut v: Vec<(u64, f64)> = h.into_iter().map(|(p, c)| (p, c as f64)).collect();
-        v.sort_unstable_by_key(|x| x.0);
-        v
+    let reused = previous.and_then(|p| p.model.clone()).filter(|m| m.fits(settings, rules.len()));
+    let model_reused = reused.is_some();
+    // A model fitted again trains on every pair, as a full linkage does.
+    let (model, trained) = match reused {
+        Some(m) => (m, 0),
+        None => fit(&ds, settings, &blocking, &rules, &blocked, threads, progress),
     };
-    let trained: u64 = merged.iter().flat_map(|h| h.values()).sum();
-    let hist: Vec<Vec<(u64, f64)>> = merged.into_iter().map(sorted).collect();
-    let train: Vec<bool> = settings
-        .deterministic
-        .iter()
-        .map(|_| true)
-        .chain(settings.blocking.iter().map(|r| r.train))
-        .chain(settings.training.iter().map(|_| true))
-        .collect();
-    let model = Model::fit(u, &hist, &blocked, &train, settings.em_iterations);
-    tracing::info!(pairs = trained, "linkage model fitted");
+    tracing::info!(pairs = trained, reused = model_reused, "linkage model ready");
+    blocking.only_new = new_records;
+    let candidate_pairs = blocking.candidate_pairs(scoring_rules);
+    let advance = |n: u64| progress.advance(n);
 
     // Score every pair; keep the grey zone and above.
     let scorer = scorer(&ds, settings, &model);
@@ -462,6 +529,8 @@ pub fn link(ds: Dataset, settings: &Settings, decisions: &Decisions, progress: &
         seconds,
         comparisons_per_second: (trained + compared) as f64 / seconds.max(1e-9),
         threads,
+        new_records: blocking.only_new.as_ref().map(|n| n.iter().filter(|x| **x).count() as u64),
+        model_reused,
     };
     Ok(Linkage { dataset: ds, settings: settings.clone(), model, record_person, accepted: accepted_edges, review, report })
 }

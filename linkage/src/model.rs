@@ -59,6 +59,18 @@ pub struct Model {
     pub iterations: Vec<usize>,
 }
 
+impl Model {
+    /// Whether the model was fitted for these settings' fields, levels and `rules` rules.
+    pub fn fits(&self, settings: &Settings, rules: usize) -> bool {
+        self.rule_priors.len() == rules
+            && self.blocked.len() == rules
+            && self.m.len() == settings.fields.len()
+            && self.u.len() == settings.fields.len()
+            && self.weights.iter().zip(&settings.fields).all(|(w, f)| w.len() == f.comparator.levels().len())
+            && self.blocked.iter().all(|b| b.len() == settings.fields.len())
+    }
+}
+
 /// Random record pairs' levels: u probabilities.
 pub(crate) fn estimate_u(ds: &Dataset, settings: &Settings, group: &[u32]) -> Vec<Vec<f64>> {
     let n = ds.records() as u64;

@@ -105,3 +105,51 @@ fn febrl4_f1_and_determinism() {
     assert_eq!(q, q2);
     assert_eq!(persons, persons2);
 }
+
+#[test]
+fn febrl4_new_batch_links_into_existing_persons() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path());
+    let settings = settings();
+    let a = read(&dir.path().join("febrl4_a.csv"));
+    let b = read(&dir.path().join("febrl4_b.csv"));
+    // The last 1% of source b arrives as a new batch.
+    let held = b.len() / 100;
+    let build = |b_rows: &[(String, Vec<String>)]| {
+        let mut builder = DatasetBuilder::new(&settings).unwrap();
+        for (name, rows) in [("a", &a[..]), ("b", b_rows)] {
+            let s = builder.source(name, SourcePolicy { unique_keys: true }).unwrap();
+            for (key, values) in rows {
+                let v: Vec<Option<&str>> = values.iter().map(|x| Some(x.as_str())).collect();
+                builder.push(s, key, &v, History::default()).unwrap();
+            }
+        }
+        builder.finish()
+    };
+    let first = link(build(&b[..b.len() - held]), &settings, &Default::default(), &kura_linkage::NoProgress).unwrap();
+    let previous = kura_linkage::Previous {
+        ids: first.entry_persons().into_iter().map(|(e, p)| (e, p as i64 + 1)).collect(),
+        model: Some(first.model.clone()),
+    };
+    let full_pairs: u64 = first.report.pairs_compared.iter().map(|p| p.1).sum();
+    let next = kura_linkage::link_new(build(&b), &settings, &Default::default(), &previous, &kura_linkage::NoProgress).unwrap();
+    assert_eq!(next.report.new_records, Some(held as u64));
+    assert!(next.report.model_reused);
+    let pairs: u64 = next.report.pairs_compared.iter().map(|p| p.1).sum();
+    assert!(pairs * 20 < full_pairs, "the batch compared {pairs} pairs, the full linkage {full_pairs}");
+
+    // Earlier persons are kept whole and apart; the batch's records join their twins.
+    let persons = next.entry_persons();
+    let mut old_to_new: std::collections::HashMap<i64, u32> = Default::default();
+    let mut new_to_old: std::collections::HashMap<u32, i64> = Default::default();
+    for (e, p) in &persons {
+        if let Some(&id) = previous.ids.get(e) {
+            assert_eq!(*old_to_new.entry(id).or_insert(*p), *p, "{e:?} left its person");
+            assert_eq!(*new_to_old.entry(*p).or_insert(id), id, "{e:?} merged two earlier persons");
+        }
+    }
+    let q = pairwise_quality(persons.iter().map(|(e, p)| (*p as u64, entity(&e.key))));
+    eprintln!("FEBRL4 with a 1% batch: {q:?}, {pairs} pairs vs {full_pairs}");
+    assert_eq!(q.true_pairs, 5000);
+    assert!(q.f1 >= 0.998, "F1 {:.5} after the batch", q.f1);
+}

@@ -60,29 +60,24 @@ async fn generated_sources_link_with_precision_recall_and_stable_ids() {
     for (name, unique, query) in &full {
         session.execute_all(&declare(name, *unique, query)).await.unwrap();
     }
-    let second = report(&session.query(&format!("LINK {TRUTH}")).await.unwrap());
-    eprintln!("with the new batch: {second:?}");
+    // LINK NEW compares only pairs with a new key, with the first run's model.
+    let second = report(&session.query(&format!("LINK NEW {TRUTH}")).await.unwrap());
+    eprintln!("with the new batch (LINK NEW): {second:?}");
     let keys2 = count(&session, "SELECT count(*) FROM linkage.research_ids").await;
     let added = (keys2 - keys1) as f64 / keys1 as f64;
     assert!((0.005..0.02).contains(&added), "the new batch holds {added:.4} of the keys, not about 1%");
     assert!(ratio(&second, "measured precision") >= 0.995 && ratio(&second, "measured recall") >= 0.99, "{second:?}");
-    let kept = count(
-        &session,
-        "SELECT count(*) FROM t.ids1 a JOIN linkage.research_ids b ON a.source = b.source AND a.source_key = b.source_key \
-         WHERE a.research_id = b.research_id",
-    )
-    .await;
-    assert!(kept as f64 >= 0.999 * keys1 as f64, "only {kept} of {keys1} research IDs unchanged");
-    // Every key whose ID changed is explained by a merge or a split in the history.
-    let unexplained = count(
-        &session,
-        "SELECT count(*) FROM t.ids1 a JOIN linkage.research_ids b ON a.source = b.source AND a.source_key = b.source_key \
-         WHERE a.research_id <> b.research_id AND NOT EXISTS (SELECT 1 FROM linkage.id_history h WHERE \
-           (h.change = 'merge' AND h.research_id = b.research_id AND h.other_research_id = a.research_id) OR \
-           (h.change = 'split' AND h.research_id = a.research_id AND h.other_research_id = b.research_id))",
-    )
-    .await;
-    assert_eq!(unexplained, 0, "research IDs changed without a merge or split recorded");
+    let pairs = |r: &[(String, String)]| value(r, "pairs compared").parse::<f64>().unwrap();
+    assert!(pairs(&second) < 0.1 * pairs(&first), "LINK NEW compared {} pairs, the first run {}", pairs(&second), pairs(&first));
+    assert!(value(&second, "mode").starts_with("new keys only"), "{second:?}");
+    stable(&session, "t.ids1").await;
+
+    // LINK ALL re-examines every pair and still keeps the IDs.
+    session.execute_all("CREATE TABLE t.ids2 AS SELECT * FROM linkage.research_ids").await.unwrap();
+    let third = report(&session.query(&format!("LINK ALL {TRUTH}")).await.unwrap());
+    eprintln!("LINK ALL: {third:?}");
+    assert!(ratio(&third, "measured precision") >= 0.995 && ratio(&third, "measured recall") >= 0.99, "{third:?}");
+    stable(&session, "t.ids2").await;
 
     // A cohort joins sources on research_id: checkup participants with a claim, per source pair.
     let joined = count(
@@ -97,4 +92,30 @@ async fn generated_sources_link_with_precision_recall_and_stable_ids() {
     assert!(count(&session, "SELECT count(*) FROM linkage.review").await > 0);
     let unexplained = count(&session, "SELECT count(*) FROM linkage.review WHERE explanation NOT LIKE '%birth_date: %'").await;
     assert_eq!(unexplained, 0);
+}
+
+/// At least 99.9% of the keys in `before` kept their research ID, and every change is a merge or
+/// a split in the history.
+async fn stable(session: &kura_engine::Session, before: &str) {
+    let keys = count(session, &format!("SELECT count(*) FROM {before}")).await;
+    let kept = count(
+        session,
+        &format!(
+            "SELECT count(*) FROM {before} a JOIN linkage.research_ids b ON a.source = b.source AND a.source_key = b.source_key \
+             WHERE a.research_id = b.research_id"
+        ),
+    )
+    .await;
+    assert!(kept as f64 >= 0.999 * keys as f64, "only {kept} of {keys} research IDs unchanged");
+    let unexplained = count(
+        session,
+        &format!(
+            "SELECT count(*) FROM {before} a JOIN linkage.research_ids b ON a.source = b.source AND a.source_key = b.source_key \
+             WHERE a.research_id <> b.research_id AND NOT EXISTS (SELECT 1 FROM linkage.id_history h WHERE \
+               (h.change = 'merge' AND h.research_id = b.research_id AND h.other_research_id = a.research_id) OR \
+               (h.change = 'split' AND h.research_id = a.research_id AND h.other_research_id = b.research_id))"
+        ),
+    )
+    .await;
+    assert_eq!(unexplained, 0, "research IDs changed without a merge or split recorded");
 }
