@@ -36,7 +36,7 @@ mod policy;
 mod roles;
 
 pub use error::{Error, ObjectKind, Result};
-pub use linkage::{LinkageSourceEntry, LinkedTable};
+pub use linkage::{IdentityColumn, LinkageSourceEntry, LinkedTable};
 pub use log::{Catalog, Snapshot};
 pub use model::{CatalogState, SchemaEntry, TableEntry, ViewEntry};
 pub use policy::{

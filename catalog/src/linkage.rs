@@ -14,10 +14,27 @@ pub struct LinkageSourceEntry {
     pub query: String,
     /// Different keys of this source are different people (a resident register).
     pub unique_keys: bool,
+    /// Base-table columns its query makes direct identifiers from (names, insured numbers,
+    /// source keys): the identity zone, which only operators read raw.
+    #[serde(default)]
+    pub identity: Vec<IdentityColumn>,
     /// Who declared it.
     pub owner: String,
     /// When.
     pub created_at: DateTime<Utc>,
+}
+
+/// A base-table column in the identity zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdentityColumn {
+    /// Schema of the table.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Column name.
+    pub column: String,
+    /// The identity columns of the source it feeds (`name_kana`, `source_key`, ...).
+    pub feeds: String,
 }
 
 /// How a linked table is made from its base table: the base's rows with the person's research ID
@@ -55,6 +72,15 @@ impl CatalogState {
             .ok_or_else(|| Error::NotFound { kind: ObjectKind::Table, name: format!("{schema}.{name}") })?;
         entry.linked = Some(linked);
         Ok(())
+    }
+
+    /// The identity-zone columns of table `schema.table`, with the source each comes from.
+    pub fn identity_columns(&self, schema: &str, table: &str) -> Vec<(&str, &IdentityColumn)> {
+        self.linkage_sources
+            .values()
+            .flat_map(|s| s.identity.iter().map(move |c| (s.name.as_str(), c)))
+            .filter(|(_, c)| c.schema == schema && c.table == table)
+            .collect()
     }
 
     /// Every linked table as (schema, name, definition), in name order.

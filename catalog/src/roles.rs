@@ -26,6 +26,10 @@ pub struct RoleEntry {
     /// Superusers pass every privilege check. Not inherited through membership.
     #[serde(default)]
     pub superuser: bool,
+    /// Operators work in the identity zone: they read identity columns and see persons who
+    /// opted out. Unlike `superuser`, inherited by the role's members.
+    #[serde(default)]
+    pub operator: bool,
     /// SCRAM-SHA-256 verifier in PostgreSQL's format
     /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), never the password.
     #[serde(default)]
@@ -44,6 +48,7 @@ impl RoleEntry {
             name: name.into(),
             login: false,
             superuser: false,
+            operator: false,
             password: None,
             member_of: BTreeSet::new(),
             created_at: Utc::now(),
@@ -290,6 +295,11 @@ impl CatalogState {
     /// Whether `user` is a superuser.
     pub fn is_superuser(&self, user: &str) -> bool {
         self.roles.get(user).is_some_and(|r| r.superuser)
+    }
+
+    /// Whether `user` works in the identity zone: a superuser, or (a member of) an operator role.
+    pub fn is_operator(&self, user: &str) -> bool {
+        self.is_superuser(user) || self.effective_roles(user).iter().any(|r| self.roles.get(r).is_some_and(|e| e.operator))
     }
 
     fn relation_owner(&self, schema: &str, name: &str) -> Option<&str> {

@@ -8,7 +8,8 @@
 --   municipal   aggregate-only: groups of at least 10 persons, counted by person
 -- Passwords are set by `kura demo` (KURA_DEMO_PASSWORD, or generated and printed).
 
-CREATE ROLE operators;
+-- OPERATOR: works in the identity zone (identity columns of the linked sources, opted-out persons).
+CREATE ROLE operators OPERATOR;
 CREATE ROLE researchers;
 CREATE ROLE analysts;
 CREATE ROLE municipal;
@@ -70,16 +71,22 @@ ALTER TABLE resident.residents SET AGGREGATION POLICY municipal_k10 ENTITY KEY (
 ALTER TABLE claims.medical_claims ALTER COLUMN name_kana SET MASKING POLICY identity_text;
 ALTER TABLE claims.medical_claims ALTER COLUMN insured_number SET MASKING POLICY identity_text;
 ALTER TABLE claims.medical_claims ALTER COLUMN insured_symbol SET MASKING POLICY identity_text;
+ALTER TABLE claims.medical_claims ALTER COLUMN insured_suffix SET MASKING POLICY identity_text;
 ALTER TABLE claims.medical_claims ALTER COLUMN birth_date SET MASKING POLICY birth_month;
 ALTER TABLE claims.dental_claims ALTER COLUMN name_kana SET MASKING POLICY identity_text;
 ALTER TABLE claims.dental_claims ALTER COLUMN insured_number SET MASKING POLICY identity_text;
 ALTER TABLE claims.dental_claims ALTER COLUMN insured_symbol SET MASKING POLICY identity_text;
+ALTER TABLE claims.dental_claims ALTER COLUMN insured_suffix SET MASKING POLICY identity_text;
 ALTER TABLE claims.dental_claims ALTER COLUMN birth_date SET MASKING POLICY birth_month;
 ALTER TABLE claims.pharmacy_claims ALTER COLUMN name_kana SET MASKING POLICY identity_text;
 ALTER TABLE claims.pharmacy_claims ALTER COLUMN insured_number SET MASKING POLICY identity_text;
 ALTER TABLE claims.pharmacy_claims ALTER COLUMN insured_symbol SET MASKING POLICY identity_text;
+ALTER TABLE claims.pharmacy_claims ALTER COLUMN insured_suffix SET MASKING POLICY identity_text;
 ALTER TABLE claims.pharmacy_claims ALTER COLUMN birth_date SET MASKING POLICY birth_month;
 ALTER TABLE checkup.results ALTER COLUMN name_kana SET MASKING POLICY identity_text;
 ALTER TABLE checkup.results ALTER COLUMN insured_number SET MASKING POLICY identity_text;
 ALTER TABLE checkup.results ALTER COLUMN insured_symbol SET MASKING POLICY identity_text;
+ALTER TABLE checkup.results ALTER COLUMN insured_suffix SET MASKING POLICY identity_text;
 ALTER TABLE checkup.results ALTER COLUMN birth_date SET MASKING POLICY birth_month;
+-- The checkup's own record key is the linkage source key: operators only.
+ALTER TABLE checkup.results ALTER COLUMN checkup_id SET PROJECTION POLICY operators_only;

@@ -87,6 +87,8 @@ pub struct RoleOptions {
     pub login: Option<bool>,
     /// `SUPERUSER` / `NOSUPERUSER`.
     pub superuser: Option<bool>,
+    /// `OPERATOR` / `NOOPERATOR`: works in the identity zone (inherited by members).
+    pub operator: Option<bool>,
     /// `PASSWORD 'x'` (Some(Some)) or `PASSWORD NULL` (Some(None)).
     pub password: Option<Option<String>>,
     /// `IN ROLE a, b`.
@@ -181,6 +183,8 @@ fn parse_role_options(parser: &mut Parser<'_>) -> Result<RoleOptions, ParserErro
             "NOLOGIN" => o.login = Some(false),
             "SUPERUSER" => o.superuser = Some(true),
             "NOSUPERUSER" => o.superuser = Some(false),
+            "OPERATOR" => o.operator = Some(true),
+            "NOOPERATOR" => o.operator = Some(false),
             "ENCRYPTED" | "PASSWORD" => {
                 if word == "ENCRYPTED" {
                     parser.expect_keyword(Keyword::PASSWORD)?;
@@ -313,7 +317,7 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
     let me = session.user.clone();
     let superuser = !session.enforced || snapshot.state.is_superuser(&me);
     let own_password_only = matches!(&stmt, AccessStatement::AlterRole { name, options }
-        if *name == me && options.login.is_none() && options.superuser.is_none() && options.in_role.is_empty());
+        if *name == me && options.login.is_none() && options.superuser.is_none() && options.operator.is_none() && options.in_role.is_empty());
     if !superuser && !own_password_only {
         return Err(Error::PermissionDenied("permission denied: only superusers manage roles and privileges".into()));
     }
@@ -334,6 +338,7 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
             let mut entry = RoleEntry::new(&name);
             entry.login = options.login.unwrap_or(user);
             entry.superuser = options.superuser.unwrap_or(false);
+            entry.operator = options.operator.unwrap_or(false);
             entry.password = match options.password.flatten() {
                 Some(p) => Some(verifier_for(&p)?),
                 None => None,
@@ -359,10 +364,14 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
                     if let Some(su) = options.superuser {
                         role.superuser = su;
                     }
+                    if let Some(op) = options.operator {
+                        role.operator = op;
+                    }
                     if let Some(p) = &password {
                         role.password = p.clone();
                     }
-                    ensure_a_superuser_remains(s)
+                    // Only a change of superuser or login can lock administrators out.
+                    if options.superuser.is_some() || options.login.is_some() { ensure_a_superuser_remains(s) } else { Ok(()) }
                 })
                 .await
                 .map_err(Error::catalog)?;

@@ -203,10 +203,12 @@ pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result
             // The query must plan now, with the columns a source may have.
             let plan = crate::copy::source_plan(session, CopySource::Query(query.clone())).await?;
             check_columns(&name, plan.schema().as_arrow())?;
+            let identity = crate::linked::zone_columns(&plan, &session.current_schema())?;
             let entry = LinkageSourceEntry {
                 name: name.clone(),
                 query: query.to_string(),
                 unique_keys,
+                identity,
                 owner: session.user.clone(),
                 created_at: chrono::Utc::now(),
             };

@@ -169,6 +169,68 @@ fn column_lineage(plan: &LogicalPlan, i: usize, default_schema: &str) -> Result<
     }
 }
 
+/// The identity zone of a linkage source's query: base columns that feed a direct identifier and
+/// no quasi-identifier (an insurer number inside a composite key identifies an insurer, not a
+/// person, and is read like any other quasi-identifier).
+pub(crate) fn zone_columns(plan: &LogicalPlan, default_schema: &str) -> Result<Vec<kura_catalog::IdentityColumn>> {
+    let mut direct: BTreeMap<BaseColumn, BTreeSet<String>> = BTreeMap::new();
+    let mut quasi: BTreeSet<BaseColumn> = BTreeSet::new();
+    for (field, cols) in plan.schema().fields().iter().zip(lineage(plan, default_schema)?) {
+        let out = field.name().as_str();
+        if DIRECT.contains(&out) {
+            for c in cols {
+                direct.entry(c).or_default().insert(out.to_string());
+            }
+        } else if QUASI.contains(&out) {
+            quasi.extend(cols);
+        }
+    }
+    Ok(direct
+        .into_iter()
+        .filter(|(c, _)| !quasi.contains(c))
+        .map(|((schema, table, column), feeds)| kura_catalog::IdentityColumn {
+            schema,
+            table,
+            column,
+            feeds: feeds.into_iter().collect::<Vec<_>>().join(", "),
+        })
+        .collect())
+}
+
+/// Refuses a user who is not an operator a table of the identity zone unless every identity
+/// column of it is masked or removed for them, or they may only aggregate it.
+pub(crate) fn check_zone(
+    state: &kura_catalog::CatalogState,
+    user: &str,
+    schema: &str,
+    table: &str,
+    policed: Option<&crate::policy::table::PolicedTable>,
+) -> Result<()> {
+    let columns = state.identity_columns(schema, table);
+    if columns.is_empty() || state.is_operator(user) {
+        return Ok(());
+    }
+    use crate::policy::table::Applied;
+    let applied: &[Applied] = policed.map_or(&[], |p| p.applied.as_slice());
+    if applied.iter().any(|a| matches!(a, Applied::Aggregated { .. })) {
+        return Ok(());
+    }
+    for (source, c) in columns {
+        let covered = applied.iter().any(|a| match a {
+            Applied::Masked { column, .. } | Applied::Denied { column, .. } => *column == c.column,
+            _ => false,
+        });
+        if !covered {
+            return Err(Error::PermissionDenied(format!(
+                "permission denied: column \"{}\" of {schema}.{table} is in the identity zone (it feeds {} of linkage source \"{source}\"); \
+                 only operators read it: mask or deny it for other roles, or give them a linked table",
+                c.column, c.feeds
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Every column of every table that subqueries inside `expr` read.
 fn subquery_columns(expr: &Expr, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
     let mut out = BTreeSet::new();

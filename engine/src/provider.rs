@@ -168,7 +168,11 @@ impl KuraSchemaProvider {
         // SECURITY: the only place a table is handed to the planner; it goes raw only while a
         // policy body is planned, when the user's policies on it are all the identity, or to an
         // embedded session (which holds the storage credentials and could read the files).
-        if entry.policies.is_empty() || crate::policy::planning_policy() || !self.visibility.enforced {
+        if crate::policy::planning_policy() || !self.visibility.enforced {
+            return Ok(Some(raw));
+        }
+        if entry.policies.is_empty() {
+            crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, None)?;
             return Ok(Some(raw));
         }
         let state = {
@@ -183,6 +187,8 @@ impl KuraSchemaProvider {
         let policed =
             crate::policy::plan::policed_table(state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema())
                 .await?;
+        // SECURITY: the identity zone holds whatever the policies say; checked on what they did.
+        crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, policed.as_ref())?;
         Ok(Some(match policed {
             Some(p) => Arc::new(p),
             None => raw,

@@ -135,6 +135,16 @@ async fn demo_roles_see_what_the_readme_says() {
     // Each linked table's rows carry research IDs (the demo's data all links) and sit in person order.
     let unlinked = rows(&admin, "SELECT count(*) FROM research.medical_claims WHERE research_id IS NULL").await.unwrap();
     assert_eq!(unlinked, vec![vec!["0".to_string()]]);
+    // The identity zone fails closed: a table granted by mistake to a non-operator without masks
+    // stays shut, while operators read it raw.
+    rows(&admin, "GRANT SELECT ON hospital.patients TO researchers").await.unwrap();
+    let err = rows(&researcher, "SELECT count(*) FROM hospital.patients").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(message.contains("identity zone"), "{message}");
+    rows(&admin, "REVOKE SELECT ON hospital.patients FROM researchers").await.unwrap();
+    let names = rows(&operator, "SELECT name_kana FROM hospital.patients LIMIT 1").await.unwrap();
+    assert!(names[0][0] != "NULL" && !names[0][0].is_empty(), "{names:?}");
     let linked_tables = rows(&admin, "SHOW LINKED TABLES").await.unwrap();
     assert!(linked_tables.len() >= 8 && linked_tables.iter().any(|r| r[4].contains("name_kana (name_kana)")), "{linked_tables:?}");
 
