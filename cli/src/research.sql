@@ -1,7 +1,6 @@
 -- Pseudonymised research tables (仮名加工医療情報) of the demo, built after LINK: each source's
 -- records with the person's research ID, without names, insured numbers, birth dates or source
--- keys. Joining them on research_id is the linkage join. LINK refreshes them; the opt-out
--- policy below reads the consent registry at query time, so a later refusal applies at once.
+-- keys. Joining them on research_id is the linkage join. LINK refreshes them.
 CREATE SCHEMA research;
 -- Linked tables: each source's rows with research_id in place of its identity columns, which
 -- Kura traces through the linkage source's query and keeps in the zone; LINK rewrites them.
@@ -26,17 +25,8 @@ CREATE LINKED TABLE research.hospital_diagnoses FROM hospital.diagnoses
 CREATE LINKED TABLE research.hospital_prescriptions FROM hospital.prescriptions
   LINKAGE SOURCE hospital KEY hospital_code || ':' || patient_id ORDER BY order_date;
 
-CREATE ROW ACCESS POLICY research_optout AS (id BIGINT) RETURNS BOOLEAN ->
-  is_member('operators') OR NOT EXISTS (
-    SELECT 1 FROM consent.optout o JOIN linkage.research_ids r ON r.source = 'resident' AND r.source_key = o.atena_number
-    WHERE r.research_id = id)
-  COMMENT 'persons who opted out (by atena number, mapped to research IDs) are visible to operators only';
-ALTER TABLE research.checkups ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.medical_claims ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.pharmacy_claims ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.care_certifications ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.care_benefits ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.vaccinations ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.hospital_diagnoses ADD ROW ACCESS POLICY research_optout ON (research_id);
-ALTER TABLE research.hospital_prescriptions ADD ROW ACCESS POLICY research_optout ON (research_id);
+-- The demo's refusals go into Kura's consent registry, by atena number: from now on every
+-- non-operator stops seeing those persons in the research tables and in the claims and checkup
+-- tables they are made from, with no policy naming them; a later OPT OUT applies at once.
+OPT OUT resident KEYS (SELECT atena_number FROM consent.optout) NOTE 'demo: synthetic refusals';
 GRANT SELECT ON ALL TABLES IN SCHEMA research TO operators, researchers;

@@ -10,7 +10,14 @@
 //! CREATE LINKED TABLE research.checkups FROM checkup.results LINKAGE SOURCE checkup KEY CAST(checkup_id AS TEXT);
 //! REFRESH LINKED TABLE research.checkups;
 //! SHOW LINKED TABLES;
+//! OPT OUT resident KEY 'A01' NOTE 'city office, 2026-04-01';
+//! OPT OUT resident KEYS (SELECT atena_number FROM consent.requests);
+//! OPT IN resident KEY 'A01';
 //! ```
+//!
+//! Refusals (`OPT OUT`) are kept in `linkage.optouts` by source key and mapped to research IDs
+//! at once and after every `LINK`; every non-operator stops seeing the person's rows in linked
+//! tables and in their base tables, without any policy naming them ([`crate::policy::plan`]).
 //!
 //! Linked tables ([`crate::linked`]) are what analysts read: the sources' rows with research IDs
 //! and without identity columns, rewritten by every `LINK`.
@@ -80,6 +87,17 @@ pub enum LinkageStatement {
     RefreshLinked(ObjectName),
     /// `SHOW LINKED TABLES`.
     ShowLinked,
+    /// `OPT OUT|IN source KEY 'k' | KEYS (query) [NOTE 'text']`: a refusal (or its withdrawal).
+    OptOut {
+        /// The source whose keys name the persons.
+        source: String,
+        /// One key, or a query returning keys.
+        keys: OptKeys,
+        /// Where the refusal came from, for the registry.
+        note: Option<String>,
+        /// `OPT IN`: withdraw earlier refusals.
+        opt_in: bool,
+    },
     /// `LINK [ALL | NEW] [WITH GROUND TRUTH (query)]`.
     Link {
         /// `NEW`: link only keys without a research ID into the existing persons.
@@ -87,6 +105,15 @@ pub enum LinkageStatement {
         /// `(source, source_key, person)` rows to measure precision and recall against.
         ground_truth: Option<Box<Query>>,
     },
+}
+
+/// The keys of an `OPT OUT`/`OPT IN`.
+#[derive(Debug, Clone)]
+pub enum OptKeys {
+    /// `KEY 'k'`.
+    One(String),
+    /// `KEYS (query)`: the first column of each row.
+    Query(Box<Query>),
 }
 
 /// Columns a source query may return besides `source_key`, and what each is.
@@ -117,6 +144,7 @@ pub(crate) fn at_linkage(parser: &Parser<'_>) -> bool {
                 || (i == 1 && w(1).as_deref() == Some("LINKED") && w(2).as_deref() == Some("TABLE"))
         }
         Some("REFRESH") => w(1).as_deref() == Some("LINKED"),
+        Some("OPT") => matches!(w(1).as_deref(), Some("OUT" | "IN")),
         Some("DROP") => w(1).as_deref() == Some("LINKAGE"),
         Some("SHOW") => {
             (w(1).as_deref() == Some("LINKAGE") && w(2).as_deref() == Some("SOURCES"))
@@ -161,6 +189,25 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
             }
             Ok(LinkageStatement::DropSource { name: normalize_ident(&parser.parse_identifier()?), if_exists })
         }
+        Some("OPT") => {
+            parser.next_token();
+            let opt_in = parse_word(parser, "IN");
+            if !opt_in {
+                expect_word(parser, "OUT")?;
+            }
+            let source = normalize_ident(&parser.parse_identifier()?);
+            let keys = if parse_word(parser, "KEYS") {
+                parser.expect_token(&Token::LParen)?;
+                let q = parser.parse_query()?;
+                parser.expect_token(&Token::RParen)?;
+                OptKeys::Query(q)
+            } else {
+                expect_word(parser, "KEY")?;
+                OptKeys::One(parser.parse_literal_string()?)
+            };
+            let note = if parse_word(parser, "NOTE") { Some(parser.parse_literal_string()?) } else { None };
+            Ok(LinkageStatement::OptOut { source, keys, note, opt_in })
+        }
         Some("REFRESH") => {
             parser.next_token();
             expect_word(parser, "LINKED")?;
@@ -196,6 +243,9 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<LinkageStatement, ParserE
 }
 
 pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result<StatementOutput> {
+    if let LinkageStatement::OptOut { source, keys, note, opt_in } = stmt {
+        return Box::pin(opt_out(session, source, keys, note, opt_in)).await;
+    }
     session.require_superuser("declare linkage sources or run a linkage (they read identity columns)")?;
     match stmt {
         LinkageStatement::CreateSource { name, or_replace, unique_keys, query } => {
@@ -241,6 +291,7 @@ pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result
             Ok(StatementOutput::counted("REFRESH", rows))
         }
         LinkageStatement::ShowLinked => crate::linked::show(session),
+        LinkageStatement::OptOut { .. } => unreachable!("handled above"),
         LinkageStatement::Link { new, ground_truth } => Box::pin(link(session, new, ground_truth)).await,
     }
 }
@@ -522,8 +573,125 @@ CREATE TABLE IF NOT EXISTS linkage.research_ids (source TEXT NOT NULL, source_ke
 CREATE TABLE IF NOT EXISTS linkage.id_history (run BIGINT NOT NULL, at TIMESTAMP NOT NULL, change TEXT NOT NULL, research_id BIGINT NOT NULL, other_research_id BIGINT NOT NULL, keys BIGINT);
 CREATE TABLE IF NOT EXISTS linkage.review (run BIGINT NOT NULL, left_source TEXT NOT NULL, left_key TEXT NOT NULL, right_source TEXT NOT NULL, right_key TEXT NOT NULL, match_probability DOUBLE NOT NULL, match_weight DOUBLE NOT NULL, explanation TEXT NOT NULL, decision TEXT);
 CREATE TABLE IF NOT EXISTS linkage.decisions (left_source TEXT NOT NULL, left_key TEXT NOT NULL, right_source TEXT NOT NULL, right_key TEXT NOT NULL, decision TEXT NOT NULL, decided_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS linkage.optouts (source TEXT NOT NULL, source_key TEXT NOT NULL, received_at TIMESTAMP NOT NULL, received_by TEXT NOT NULL, note TEXT);
+CREATE TABLE IF NOT EXISTS linkage.optout_ids (research_id BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS linkage.optout_keys (source TEXT NOT NULL, source_key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS linkage.runs (run BIGINT NOT NULL, at TIMESTAMP NOT NULL, run_by TEXT NOT NULL, persons BIGINT NOT NULL, keys BIGINT NOT NULL, pairs_compared BIGINT NOT NULL, grey_zone BIGINT NOT NULL, estimated_precision DOUBLE, estimated_recall DOUBLE, precision DOUBLE, recall DOUBLE, f1 DOUBLE, unchanged_ids DOUBLE, seconds DOUBLE NOT NULL, report TEXT NOT NULL);
 ";
+
+/// Every research ID and every key of a person who refused, from the registry and the current
+/// research-ID map: what the automatic opt-out filter reads. Each replaced in one commit, so a
+/// reader sees the old set or the new one, never none.
+async fn refresh_optout_maps(session: &Session) -> Result<()> {
+    overwrite(
+        session,
+        "optout_ids",
+        "SELECT DISTINCT r.research_id FROM linkage.optouts o JOIN linkage.research_ids r ON r.source = o.source AND r.source_key = o.source_key",
+    )
+    .await?;
+    overwrite(
+        session,
+        "optout_keys",
+        "SELECT source, source_key FROM linkage.optouts \
+         UNION SELECT r.source, r.source_key FROM linkage.research_ids r WHERE r.research_id IN (SELECT research_id FROM linkage.optout_ids)",
+    )
+    .await
+}
+
+/// Replaces the rows of `linkage.<table>` with those of `select`, in one commit (on a thread of
+/// its own, as [`sql`]).
+async fn overwrite(session: &Session, table: &str, select: &str) -> Result<()> {
+    let internal = session.engine.session(&session.user);
+    let (table, select) = (qn(table), select.to_owned());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async {
+            let plan = crate::copy::source_plan(&internal, CopySource::Query(crate::parser::parse_query(&select)?)).await?;
+            crate::dml::overwrite_from_plan(&internal, &table, plan).await.map(|_| ())
+        })
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("a linkage statement failed: {e}")))?
+}
+
+/// `OPT OUT` / `OPT IN`: records refusals (or withdraws them) by source key, and maps them to
+/// research IDs at once, so every non-operator stops seeing the person with the next statement.
+async fn opt_out(session: &Session, source: String, keys: OptKeys, note: Option<String>, opt_in: bool) -> Result<StatementOutput> {
+    let snapshot = session.snapshot();
+    if session.is_enforced() && !snapshot.state.is_operator(&session.user) {
+        return Err(Error::PermissionDenied("permission denied: only operators record or withdraw refusals".into()));
+    }
+    snapshot.state.linkage_source(&source).map_err(Error::catalog)?;
+    let _one_at_a_time = session.engine.linkage.lock().await;
+    ensure_tables(session).await?;
+    let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let keys_sql = match &keys {
+        OptKeys::One(k) => format!("SELECT {} AS k", lit(k)),
+        OptKeys::Query(q) => {
+            // Planned as the caller, with the caller's rights.
+            let plan = crate::copy::source_plan(session, CopySource::Query(q.clone())).await?;
+            if plan.schema().fields().len() != 1 {
+                return Err(Error::Invalid("KEYS (query) must return one column: the source keys".into()));
+            }
+            let col = plan.schema().field(0).name().replace('"', "\"\"");
+            format!("SELECT CAST(\"{col}\" AS TEXT) AS k FROM ({q}) q")
+        }
+    };
+    let keys_list: Vec<String> = {
+        let plan = crate::copy::source_plan(session, CopySource::Query(crate::parser::parse_query(&keys_sql)?)).await?;
+        let batches = session.stream_plan(plan).await?.try_collect::<Vec<_>>().await.map_err(Error::from_datafusion)?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let a = strings(b, 0)?;
+            out.extend((0..b.num_rows()).filter(|&r| a.is_valid(r)).map(|r| a.value(r).to_string()));
+        }
+        out.sort();
+        out.dedup();
+        out
+    };
+    let n = keys_list.len() as u64;
+    if n > 0 {
+        let mut recorded: FxHashSet<String> = FxHashSet::default();
+        for b in sql(session, &format!("SELECT source_key FROM linkage.optouts WHERE source = {}", lit(&source))).await? {
+            let a = strings(&b, 0)?;
+            recorded.extend((0..b.num_rows()).map(|r| a.value(r).to_string()));
+        }
+        if opt_in {
+            let listed: Vec<String> = keys_list.iter().filter(|k| recorded.contains(*k)).map(|k| lit(k)).collect();
+            if !listed.is_empty() {
+                sql(session, &format!("DELETE FROM linkage.optouts WHERE source = {} AND source_key IN ({})", lit(&source), listed.join(", ")))
+                    .await?;
+            }
+        } else {
+            let fresh: Vec<&String> = keys_list.iter().filter(|k| !recorded.contains(*k)).collect();
+            let m = fresh.len();
+            let now = chrono::Utc::now().timestamp_micros();
+            let batch = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("source", DataType::Utf8, false),
+                    Field::new("source_key", DataType::Utf8, false),
+                    Field::new("received_at", ts(), false),
+                    Field::new("received_by", DataType::Utf8, false),
+                    Field::new("note", DataType::Utf8, true),
+                ])),
+                vec![
+                    Arc::new(StringArray::from(vec![source.as_str(); m])),
+                    Arc::new(StringArray::from_iter_values(fresh.iter().map(|k| k.as_str()))),
+                    Arc::new(TimestampMicrosecondArray::from(vec![now; m])),
+                    Arc::new(StringArray::from(vec![session.user.as_str(); m])),
+                    Arc::new(StringArray::from(vec![note.as_deref(); m])),
+                ],
+            )
+            .map_err(|e| Error::from_datafusion(e.into()))?;
+            if m > 0 {
+                crate::dml::append_batches(&session.engine.session(&session.user), &qn("optouts"), vec![batch]).await?;
+            }
+        }
+        refresh_optout_maps(session).await?;
+    }
+    tracing::info!(source, keys = n, opt_in, "consent registry changed");
+    Ok(StatementOutput::counted(if opt_in { "OPT IN" } else { "OPT OUT" }, n))
+}
 
 /// Creates schema `linkage` and its tables if they do not exist.
 pub(crate) async fn ensure_tables(session: &Session) -> Result<()> {
@@ -534,7 +702,9 @@ pub(crate) async fn ensure_tables(session: &Session) -> Result<()> {
 /// future, the statements' futures would run on the caller's stack, which is small on runtime
 /// workers.
 async fn sql(session: &Session, text: &str) -> Result<Vec<RecordBatch>> {
-    let admin = session.fork();
+    // Kura's own statements, on behalf of a caller whose right to run the linkage statement was
+    // checked: not subject to the caller's grants.
+    let admin = session.engine.session(&session.user);
     let text = text.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -705,6 +875,8 @@ async fn link(session: &Session, new: bool, ground_truth: Option<Box<Query>>) ->
         None => None,
     };
     Box::pin(write_results(session, run, &linkage, &assignment, incremental)).await?;
+    // Refusals follow the persons as they are now.
+    refresh_optout_maps(session).await?;
     // Linked tables follow the new IDs; one that cannot be refreshed keeps its rows and says why.
     let mut refreshed: Vec<(String, String)> = Vec::new();
     for (s, t, _) in snapshot.state.linked_tables() {

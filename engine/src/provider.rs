@@ -171,7 +171,9 @@ impl KuraSchemaProvider {
         if crate::policy::planning_policy() || !self.visibility.enforced {
             return Ok(Some(raw));
         }
-        if entry.policies.is_empty() {
+        let linked_or_base = entry.linked.is_some()
+            || self.snapshot.state.linked_tables().iter().any(|(_, _, l)| l.base_schema == self.schema && l.base_table == name);
+        if entry.policies.is_empty() && !linked_or_base {
             crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, None)?;
             return Ok(Some(raw));
         }
@@ -185,7 +187,7 @@ impl KuraSchemaProvider {
             _ => reference_name,
         };
         let policed =
-            crate::policy::plan::policed_table(state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema())
+            crate::policy::plan::policed_table(state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema(), &self.visibility.user)
                 .await?;
         // SECURITY: the identity zone holds whatever the policies say; checked on what they did.
         crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, policed.as_ref())?;

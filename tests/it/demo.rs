@@ -112,6 +112,25 @@ async fn demo_roles_see_what_the_readme_says() {
     let err = rows(&researcher, "SELECT * FROM linkage.research_ids LIMIT 1").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err}");
 
+    // A refusal an operator records applies at once, with no policy changed: the person's
+    // checkups leave the researcher's results, and the claims leave the analyst's.
+    let person = rows(
+        &admin,
+        "SELECT r.source_key, k.research_id FROM linkage.research_ids r JOIN research.checkups k ON k.research_id = r.research_id \
+         JOIN linkage.research_ids c ON c.research_id = r.research_id AND c.source = 'claims' \
+         WHERE r.source = 'resident' AND r.source_key NOT IN (SELECT atena_number FROM consent.optout) ORDER BY 1 LIMIT 1",
+    )
+    .await
+    .unwrap();
+    let (atena, rid) = (&person[0][0], &person[0][1]);
+    let theirs = format!("SELECT count(*) FROM research.checkups WHERE research_id = {rid}");
+    assert_ne!(rows(&researcher, &theirs).await.unwrap()[0][0], "0");
+    let err = rows(&researcher, &format!("OPT OUT resident KEY '{atena}'")).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    rows(&operator, &format!("OPT OUT resident KEY '{atena}' NOTE 'test'")).await.unwrap();
+    assert_eq!(rows(&researcher, &theirs).await.unwrap()[0][0], "0");
+    assert_ne!(rows(&operator, &theirs).await.unwrap()[0][0], "0");
+
     // The research tables hold no identity column: Kura kept names, birth dates, insured numbers
     // and every source key (and renderings such as birth_date_era) in the identity zone.
     let columns = rows(

@@ -204,10 +204,12 @@ pub(crate) async fn policed_table(
     table: &str,
     raw_name: &str,
     raw_schema: &SchemaRef,
+    user: &str,
 ) -> Result<Option<PolicedTable>> {
     let Ok(entry) = snapshot.state.table(schema, table) else { return Ok(None) };
     let policies = &entry.policies;
-    if policies.is_empty() {
+    let optout = optout_filter(snapshot, entry, schema, table, user, raw_schema)?;
+    if policies.is_empty() && optout.is_none() {
         return Ok(None);
     }
     let label = format!("{schema}.{table}");
@@ -275,12 +277,25 @@ pub(crate) async fn policed_table(
             Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(body) },
         });
     }
+    // The opt-out registry, for every non-operator, whatever the table's policies say.
+    let mut optout_source_owner = None;
+    if let Some((filter, source_owner)) = optout {
+        optout_source_owner = Some(source_owner);
+        applied.push(Applied::Filtered { policy: "opt-out registry (linkage.optouts)".into() });
+        selection = Some(match selection {
+            None => filter,
+            Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(filter) },
+        });
+    }
     // SECURITY: every policy is created by a superuser; its owner's rights read the tables its
     // body names (the last mask's, else the last row filter's); without either, the table's owner.
+    // The opt-out filter reads the linkage schema: with it, the rights of the superuser who
+    // declared the linkage source.
     let definer = policies.masks.values().last().map(|m| &m.policy).or(policies.row_filters.last().map(|r| &r.policy));
-    let owner = match definer {
-        Some(name) => lookup(name)?.owner.clone(),
-        None => entry.owner.clone(),
+    let owner = match (optout_source_owner, definer) {
+        (Some(o), _) => o,
+        (None, Some(name)) => lookup(name)?.owner.clone(),
+        (None, None) => entry.owner.clone(),
     };
     let name = ObjectName(vec![ObjectNamePart::Identifier(quoted(schema)), ObjectNamePart::Identifier(quoted(raw_name))]);
     let all_policies = || policies.policy_names().collect::<Vec<_>>().join(", ");
@@ -309,6 +324,45 @@ pub(crate) async fn policed_table(
         return Ok(None);
     }
     Ok(Some(PolicedTable::new(label, plan, applied)))
+}
+
+/// The automatic opt-out filter of a linked table (by research ID; rows not linked yet are held
+/// back too) or of a linked table's base (by source key), for a user who is not an operator,
+/// with the owner of the linkage source whose rights read the registry.
+fn optout_filter(
+    snapshot: &Snapshot,
+    entry: &kura_catalog::TableEntry,
+    schema: &str,
+    table: &str,
+    user: &str,
+    raw_schema: &SchemaRef,
+) -> Result<Option<(SqlExpr, String)>> {
+    if snapshot.state.is_operator(user) {
+        return Ok(None);
+    }
+    let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let (text, source) = if let Some(l) = &entry.linked {
+        if raw_schema.field_with_name("research_id").is_err() {
+            return Ok(None);
+        }
+        let id = format!("{RAW_ALIAS}.research_id");
+        (format!("{id} IS NOT NULL AND {id} NOT IN (SELECT research_id FROM linkage.optout_ids)"), l.source.clone())
+    } else if let Some((_, _, l)) =
+        snapshot.state.linked_tables().into_iter().find(|(_, _, l)| l.base_schema == schema && l.base_table == table)
+    {
+        (
+            format!(
+                "coalesce(CAST(({}) AS TEXT), '') NOT IN (SELECT source_key FROM linkage.optout_keys WHERE source = {})",
+                l.key,
+                lit(&l.source)
+            ),
+            l.source.clone(),
+        )
+    } else {
+        return Ok(None);
+    };
+    let owner = snapshot.state.linkage_source(&source).map_err(Error::catalog)?.owner.clone();
+    Ok(Some((parse_body(&text)?, owner)))
 }
 
 /// Plans a new policy's body once, as it will run, so that a broken definition fails at CREATE:
