@@ -122,8 +122,10 @@ pub struct Report {
     pub refusals: Refusals,
     /// Persons found.
     pub persons: u64,
-    /// Model-based estimates: mean match probability of accepted pairs, and their expected
-    /// matches over the expected matches among all compared pairs.
+    /// Model-based estimates over the pairs linked, and those left apart above the review
+    /// threshold (pairs below it count as non-matches): expected true links over links, and
+    /// over expected true links plus expected matches left apart. Deterministic passes count
+    /// one minus their expected share of chance agreements.
     pub estimated_precision: f64,
     pub estimated_recall: f64,
     /// Values taken as missing because they could not be read, per field.
@@ -432,11 +434,10 @@ fn link_with(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: 
         threads,
         true,
         scoring_rules,
-        || (Vec::<Edge>::new(), 0.0f64, 0u64, vec![0u64; scoring_rules]),
-        |(edges, expected, impossible, per_rule), rule, a, b| {
+        || (Vec::<Edge>::new(), 0u64, vec![0u64; scoring_rules]),
+        |(edges, impossible, per_rule), rule, a, b| {
             per_rule[rule] += 1;
             let w = scorer.weight(rule, pattern(&ds, a, b), a);
-            *expected += probability(w);
             let det = rule < deterministic;
             if det || w >= review_weight {
                 if scorer.impossible(a, b).is_some() {
@@ -449,11 +450,10 @@ fn link_with(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: 
         &advance,
     );
     let mut edges = Vec::new();
-    let (mut expected_all, mut impossible_pairs) = (0.0, 0u64);
+    let mut impossible_pairs = 0u64;
     let mut per_rule = vec![0u64; scoring_rules];
-    for (e, x, i, n) in scored {
+    for (e, i, n) in scored {
         edges.extend(e);
-        expected_all += x;
         impossible_pairs += i;
         per_rule.iter_mut().zip(n).for_each(|(t, n)| *t += n);
     }
@@ -496,16 +496,40 @@ fn link_with(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: 
         best[e.a as usize] = best[e.a as usize].max(w);
         best[e.b as usize] = best[e.b as usize].max(w);
     }
+    // Estimates of precision and recall, per pair linked or left apart above the review
+    // threshold: a probabilistic pair counts its match probability; a deterministic pass counts
+    // one minus its expected share of coincidences (records of different people agreeing
+    // exactly on all its fields, at the model's u, over every pair of records), since the
+    // model's posterior means little for fields the pass already requires to agree.
+    let n = ds.records() as f64;
+    let pass_pairs: Vec<u64> = (0..deterministic)
+        .map(|i| edges.iter().zip(&accepted).filter(|(e, ok)| **ok && e.pass as usize == i).count() as u64)
+        .collect();
+    let pass_precision: Vec<f64> = settings
+        .deterministic
+        .iter()
+        .zip(&pass_pairs)
+        .map(|(fields, &pairs)| {
+            let chance: f64 = fields.iter().filter_map(|f| settings.field_index(f)).map(|f| model.u[f][EXACT as usize]).product();
+            let coincidences = n * (n - 1.0) / 2.0 * chance;
+            if pairs == 0 { 1.0 } else { 1.0 - (coincidences / pairs as f64).min(1.0) }
+        })
+        .collect();
     let (mut accepted_edges, mut review) = (Vec::new(), Vec::new());
-    let mut expected_accepted = 0.0;
+    let (mut found, mut linked, mut missed) = (0.0f64, 0u64, 0.0f64);
     for (e, ok) in edges.into_iter().zip(accepted) {
+        let together = record_person[e.a as usize] == record_person[e.b as usize];
+        let p = if e.pass == PROBABILISTIC { probability(e.weight as f64) } else { pass_precision[e.pass as usize] };
+        if ok && together {
+            found += p;
+            linked += 1;
+        } else if !together {
+            missed += p;
+        }
         if ok {
             matches[if e.pass == PROBABILISTIC { deterministic } else { e.pass as usize }] += 1;
-            expected_accepted += probability(e.weight as f64);
             accepted_edges.push(e);
-        } else if record_person[e.a as usize] != record_person[e.b as usize]
-            && e.weight > best[e.a as usize].min(best[e.b as usize])
-        {
+        } else if !together && e.weight > best[e.a as usize].min(best[e.b as usize]) {
             review.push(e);
         }
     }
@@ -523,8 +547,8 @@ fn link_with(ds: Dataset, settings: &Settings, decisions: &Decisions, previous: 
         grey_zone: review.len() as u64,
         refusals,
         persons: persons as u64,
-        estimated_precision: if accepted_edges.is_empty() { 1.0 } else { expected_accepted / accepted_edges.len() as f64 },
-        estimated_recall: if expected_all > 0.0 { (expected_accepted / expected_all).min(1.0) } else { 1.0 },
+        estimated_precision: if linked == 0 { 1.0 } else { found / linked as f64 },
+        estimated_recall: if found + missed > 0.0 { found / (found + missed) } else { 1.0 },
         invalid_values: settings.fields.iter().map(|f| f.name.clone()).zip(ds.invalid()).filter(|x| x.1 > 0).collect(),
         seconds,
         comparisons_per_second: (trained + compared) as f64 / seconds.max(1e-9),
