@@ -346,15 +346,22 @@ fn optout_filter(
             return Ok(None);
         }
         let id = format!("{RAW_ALIAS}.research_id");
-        (format!("{id} IS NOT NULL AND {id} NOT IN (SELECT research_id FROM linkage.optout_ids)"), l.source.clone())
+        // NOT EXISTS, not NOT IN: a null-aware anti join must hash the large side.
+        (
+            format!("{id} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM linkage.optout_ids o WHERE o.research_id = {id})"),
+            l.source.clone(),
+        )
     } else if let Some((_, _, l)) =
         snapshot.state.linked_tables().into_iter().find(|(_, _, l)| l.base_schema == schema && l.base_table == table)
     {
         (
+            // The registry's columns are renamed so that the key expression's unqualified
+            // names can only mean the table's columns.
             format!(
-                "coalesce(CAST(({}) AS TEXT), '') NOT IN (SELECT source_key FROM linkage.optout_keys WHERE source = {})",
-                l.key,
-                lit(&l.source)
+                "NOT EXISTS (SELECT 1 FROM (SELECT source AS __kura_source, source_key AS __kura_key FROM linkage.optout_keys) k \
+                 WHERE k.__kura_source = {} AND k.__kura_key = coalesce(CAST(({}) AS TEXT), ''))",
+                lit(&l.source),
+                l.key
             ),
             l.source.clone(),
         )
