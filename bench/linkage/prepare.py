@@ -182,7 +182,7 @@ def main():
                  nullif(r.name_kanji, '') AS name_kanji, r.birth_date, r.sex, r.postal_code,
                  r.insurance_card, r.insured_suffix
           FROM raw r
-          LEFT JOIN split s ON s.name = r.kana_whole AND NOT (r.family_part <> '' AND r.given_part <> '')
+          LEFT JOIN split s ON s.name = r.kana_whole AND NOT coalesce(r.family_part <> '' AND r.given_part <> '', false)
           LEFT JOIN read_parquet('{truth}') t ON t.source = r.source AND t.source_key = r.source_key
         ) TO '{os.path.join(args.out, 'splink_input.parquet')}' (FORMAT parquet)"""
     )
@@ -191,7 +191,7 @@ def main():
                    count(*) FILTER (WHERE given_kana IS NULL AND surname_kana IS NOT NULL)
             FROM read_parquet('{os.path.join(args.out, 'splink_input.parquet')}')"""
     ).fetchone()
-    unsplit = con.execute("SELECT count(*) FROM raw WHERE NOT (family_part <> '' AND given_part <> '') AND kana_whole <> ''").fetchone()[0]
+    unsplit = con.execute("SELECT count(*) FROM raw WHERE NOT coalesce(family_part <> '' AND given_part <> '', false) AND kana_whole <> ''").fetchone()[0]
     os.remove(raw)
     print(
         json.dumps(

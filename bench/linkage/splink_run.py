@@ -7,8 +7,10 @@ which is used for scoring only and never reaches Splink.
 
 The model follows Kura's `default_settings` (engine/src/linkage.rs) as closely as Splink can
 express it:
-  surname / given kana, kanji name: exact, Jaro-Winkler >= 0.92, >= 0.80, else (term-frequency
-                                    adjusted); Kura: the same levels
+  surname / given kana: exact, Jaro-Winkler >= 0.92, >= 0.80, else (term-frequency adjusted);
+                       Kura: the same levels
+  kanji name: the same levels, but agreement when the kana names agree too carries no weight
+              (Kura puts the three names in one group; see settings())
   birth date: exact, one typo (Damerau-Levenshtein <= 1 on YYYYMMDD, or day and month
               swapped), same year, else; Kura: the same levels
   sex: exact, else; postal code: exact, same 3-digit prefix, else
@@ -17,8 +19,9 @@ express it:
   prediction blocking: birth_date+sex, surname+given kana, insurance card, kanji name,
                        given kana+postal code (Kura's five rules; Kura's two deterministic
                        passes are subsets of the first)
-  u: random sampling; m: EM on birth_date+sex and on insurance card+suffix+sex (Kura trains on
-  the same two blocks); lambda from Kura's two deterministic rules
+  u: random sampling of 2,000,000 pairs (Kura's u_sample_pairs); m: EM on birth_date+sex and
+  on insurance card+suffix (Kura trains on card+suffix+sex; without sex here so that Splink
+  can estimate sex's m at all); lambda from Kura's two deterministic rules (recall 0.9)
   match at probability 0.9 (Kura's match threshold); pairs kept from 0.6 (Kura's review
   threshold) so that predict does not write every scored pair.
 
@@ -85,13 +88,34 @@ def settings():
             cll.ElseLevel(),
         ],
     )
+    # Kura puts the three names in one group; Splink would add the kanji name's agreement to
+    # the kana names' as independent evidence and take namesakes for one person. So the kanji
+    # name counts only beyond the kana name: its agreement when the kana names agree as well is
+    # no evidence (a null level, weight 0); disagreement and agreement despite differing kana
+    # are.
+    kana_agree = "(surname_kana_l = surname_kana_r AND given_kana_l = given_kana_r)"
+    kanji = cl.CustomComparison(
+        output_column_name="name_kanji",
+        comparison_levels=[
+            cll.NullLevel("name_kanji"),
+            {
+                "sql_condition": f"name_kanji_l = name_kanji_r AND {kana_agree}",
+                "label_for_charts": "exact, kana names agree too (no further evidence)",
+                "is_null_level": True,
+            },
+            cll.ExactMatchLevel("name_kanji"),
+            cll.JaroWinklerLevel("name_kanji", 0.92),
+            cll.JaroWinklerLevel("name_kanji", 0.80),
+            cll.ElseLevel(),
+        ],
+    )
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         comparisons=[
             name_comparison("surname_kana"),
             name_comparison("given_kana"),
-            name_comparison("name_kanji"),
+            kanji,
             birth,
             cl.ExactMatch("sex"),
             postal,
@@ -118,7 +142,7 @@ def main():
     ap.add_argument("--memory-limit", default="18GB")
     ap.add_argument("--temp-dir", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--u-max-pairs", type=float, default=1e7)
+    ap.add_argument("--u-max-pairs", type=float, default=2e6)
     ap.add_argument("--no-count", action="store_true", help="skip counting the scored pairs")
     args = ap.parse_args()
 
@@ -191,7 +215,7 @@ def main():
         block_on("birth_date", "sex"), estimate_without_term_frequencies=True
     )
     linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("insurance_card", "insured_suffix", "sex"), estimate_without_term_frequencies=True
+        block_on("insurance_card", "insured_suffix"), estimate_without_term_frequencies=True
     )
     result["phases"]["train: em"] = round(time.perf_counter() - t, 3)
     done("train")
