@@ -149,6 +149,13 @@ def main():
 
     con = duckdb.connect()
     con.execute("SET threads = 2")
+    step = [time.perf_counter()]
+
+    def took(what):
+        now = time.perf_counter()
+        print(f"prepare: {what} {now - step[0]:.1f}s", file=sys.stderr, flush=True)
+        step[0] = now
+
     con.execute(f"CREATE TABLE raw AS SELECT * FROM read_parquet('{raw}')")
     # Kura's NameSplitter: family and given names seen written with a separator.
     con.execute(
@@ -167,10 +174,11 @@ def main():
              JOIN fam ON fam.part = c.f JOIN giv ON giv.part = c.g),
            best AS (SELECT name, arg_max(i, (score, -i)) AS i FROM both_known GROUP BY name),
            longest AS (SELECT c.name, max(c.i) AS i FROM cuts c JOIN fam ON fam.part = c.f
-                       WHERE c.name NOT IN (SELECT name FROM best) GROUP BY c.name)
+                       AND NOT EXISTS (SELECT 1 FROM best b WHERE b.name = c.name) GROUP BY c.name)
            SELECT name, left(name, i) AS surname, substr(name, i + 1) AS given
            FROM (SELECT * FROM best UNION ALL SELECT * FROM longest);"""
     )
+    took("name splits learnt")
     con.execute(
         f"""COPY (
           SELECT row_number() OVER (ORDER BY r.source, r.source_key) AS unique_id,
@@ -182,10 +190,11 @@ def main():
                  nullif(r.name_kanji, '') AS name_kanji, r.birth_date, r.sex, r.postal_code,
                  r.insurance_card, r.insured_suffix
           FROM raw r
-          LEFT JOIN split s ON s.name = r.kana_whole AND NOT coalesce(r.family_part <> '' AND r.given_part <> '', false)
+          LEFT JOIN split s ON s.name = r.kana_whole
           LEFT JOIN read_parquet('{truth}') t ON t.source = r.source AND t.source_key = r.source_key
         ) TO '{os.path.join(args.out, 'splink_input.parquet')}' (FORMAT parquet)"""
     )
+    took("records written")
     summary = con.execute(
         f"""SELECT count(*), count(DISTINCT (source, source_key)), count(person_id),
                    count(*) FILTER (WHERE given_kana IS NULL AND surname_kana IS NOT NULL)

@@ -9,8 +9,10 @@ The model follows Kura's `default_settings` (engine/src/linkage.rs) as closely a
 express it:
   surname / given kana: exact, Jaro-Winkler >= 0.92, >= 0.80, else (term-frequency adjusted);
                        Kura: the same levels
-  kanji name: the same levels, but agreement when the kana names agree too carries no weight
-              (Kura puts the three names in one group; see settings())
+  kanji name: blocking only, no comparison. Kura puts the kanji and the two kana names in one
+              group (one name, written twice); Splink adds comparisons as independent evidence,
+              and with the kanji name compared too it counted one name twice and took namesakes
+              for one person (precision 0.74 at 20,000 persons, against 0.99 without it)
   birth date: exact, one typo (Damerau-Levenshtein <= 1 on YYYYMMDD, or day and month
               swapped), same year, else; Kura: the same levels
   sex: exact, else; postal code: exact, same 3-digit prefix, else
@@ -88,34 +90,12 @@ def settings():
             cll.ElseLevel(),
         ],
     )
-    # Kura puts the three names in one group; Splink would add the kanji name's agreement to
-    # the kana names' as independent evidence and take namesakes for one person. So the kanji
-    # name counts only beyond the kana name: its agreement when the kana names agree as well is
-    # no evidence (a null level, weight 0); disagreement and agreement despite differing kana
-    # are.
-    kana_agree = "(surname_kana_l = surname_kana_r AND given_kana_l = given_kana_r)"
-    kanji = cl.CustomComparison(
-        output_column_name="name_kanji",
-        comparison_levels=[
-            cll.NullLevel("name_kanji"),
-            {
-                "sql_condition": f"name_kanji_l = name_kanji_r AND {kana_agree}",
-                "label_for_charts": "exact, kana names agree too (no further evidence)",
-                "is_null_level": True,
-            },
-            cll.ExactMatchLevel("name_kanji"),
-            cll.JaroWinklerLevel("name_kanji", 0.92),
-            cll.JaroWinklerLevel("name_kanji", 0.80),
-            cll.ElseLevel(),
-        ],
-    )
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         comparisons=[
             name_comparison("surname_kana"),
             name_comparison("given_kana"),
-            kanji,
             birth,
             cl.ExactMatch("sex"),
             postal,
