@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--temp-dir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--u-max-pairs", type=float, default=2e6)
+    ap.add_argument("--predict-chunks", type=int, default=1, help="predict in N chunks of the left records (Splink's own chunking, for memory)")
     ap.add_argument("--no-count", action="store_true", help="skip counting the scored pairs")
     args = ap.parse_args()
 
@@ -187,9 +188,11 @@ def main():
         recall=0.9,
     )
     result["phases"]["train: lambda"] = round(time.perf_counter() - t, 3)
+    save()
     t = time.perf_counter()
     linker.training.estimate_u_using_random_sampling(max_pairs=args.u_max_pairs, seed=42)
     result["phases"]["train: u"] = round(time.perf_counter() - t, 3)
+    save()
     t = time.perf_counter()
     linker.training.estimate_parameters_using_expectation_maximisation(
         block_on("birth_date", "sex"), estimate_without_term_frequencies=True
@@ -201,7 +204,13 @@ def main():
     done("train")
 
     phase("predict")
-    predictions = linker.inference.predict(threshold_match_probability=REVIEW)
+    result["predict_chunks"] = args.predict_chunks
+    if args.predict_chunks > 1:
+        predictions = linker.inference.predict(
+            threshold_match_probability=REVIEW, num_chunks_left=args.predict_chunks, num_chunks_right=1
+        )
+    else:
+        predictions = linker.inference.predict(threshold_match_probability=REVIEW)
     predictions_table = predictions.physical_name
     result["pairs_at_or_above_review"] = con.execute(f"SELECT count(*) FROM {predictions_table}").fetchone()[0]
     done("predict")
