@@ -237,12 +237,16 @@ def markdown(doc):
                 f"{fmt(s.get('persons'))} clusters; input exported and normalised by Kura in "
                 f"{fmt(prep.get('seconds'), 1)} s (not in Splink's time); scored pairs counted by Splink's "
                 f"count_comparisons_from_blocking_rules in {fmt(s.get('count_seconds'), 1)} s (not in its time)."
+                + (f" Predict ran in {s['predict_chunks']} chunks (Splink's num_chunks_left)." if (s.get("predict_chunks") or 1) > 1 else "")
+                + (f" Note: {s['note']}." if s.get("note") else "")
                 + (
                     f" Over records instead of keys: precision {q['precision']:.4f}, recall {q['recall']:.4f}, F1 {q['f1']:.4f}."
                     if q
                     else ""
                 ),
             ]
+        if entry.get("load_note"):
+            lines += ["", f"Machine load: {entry['load_note']}"]
         lines.append("")
     lines += [
         "## Caveats",
@@ -279,7 +283,10 @@ def main():
     doc = json.loads(read(path)) if os.path.exists(path) else {"runs": {}}
     previous = doc["runs"].get(str(args.persons), {})
     kura_version = subprocess.run([args.kura, "--version"], capture_output=True, text=True).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    # The last commit that changed Kura itself (the benchmark's own files aside).
+    commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", ".", ":(exclude)bench"], capture_output=True, text=True
+    ).stdout.strip()
     k = kura_result(args.run, args.threads) or previous.get("kura")
     if k and not k.get("version"):
         k["version"] = f"{kura_version.split()[-1]} ({commit})"
