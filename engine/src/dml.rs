@@ -111,7 +111,11 @@ async fn policed_provider(
     qn: &QualifiedName,
     entry: &TableEntry,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
-    if entry.policies.is_empty() {
+    // Linked tables and their bases carry the automatic opt-out filter even without policies.
+    let snapshot = session.snapshot();
+    let linked_or_base = entry.linked.is_some()
+        || snapshot.state.linked_tables().iter().any(|(_, _, l)| l.base_schema == qn.schema && l.base_table == qn.name);
+    if entry.policies.is_empty() && !linked_or_base {
         return Ok(None);
     }
     let reference = datafusion::common::TableReference::full(crate::names::CATALOG_NAME, qn.schema.clone(), qn.name.clone());
@@ -138,8 +142,21 @@ async fn write_guard(
             }
         }
     }
+    let optout = policed.applied.iter().any(|a| matches!(a, crate::policy::table::Applied::Filtered { policy } if policy.starts_with("opt-out")));
+    if optout {
+        // SECURITY: refused persons' rows must stay out of reach: on a linked table they are
+        // known by research_id; on a base table only by its key expression, so refuse.
+        if entry.linked.is_none() {
+            return Err(Error::PermissionDenied(format!(
+                "permission denied: {qn} holds rows of persons who refused, hidden from this user; only operators update or delete its rows"
+            )));
+        }
+        if !params.iter().any(|p| p == "research_id") {
+            params.push("research_id".to_string());
+        }
+    }
     let raw = table.snapshot()?.snapshot().arrow_schema();
-    let has_row_filters = !entry.policies.row_filters.is_empty();
+    let has_row_filters = !entry.policies.row_filters.is_empty() || optout;
     let guard = crate::policy::write::guard(session, policed, &raw, &params, has_row_filters).await?;
     // SECURITY: the rows hidden from the user were computed on the newest version; it must be
     // the one the write starts from.
