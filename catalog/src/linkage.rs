@@ -62,18 +62,6 @@ pub struct LinkedTable {
 }
 
 impl CatalogState {
-    /// Records how the table `schema.name` is made from its base table.
-    pub fn set_linked_table(&mut self, schema: &str, name: &str, linked: LinkedTable) -> Result<()> {
-        self.linkage_source(&linked.source)?;
-        let entry = self
-            .schema_mut(schema)?
-            .tables
-            .get_mut(name)
-            .ok_or_else(|| Error::NotFound { kind: ObjectKind::Table, name: format!("{schema}.{name}") })?;
-        entry.linked = Some(linked);
-        Ok(())
-    }
-
     /// The identity-zone columns of table `schema.table`, with the source each comes from.
     pub fn identity_columns(&self, schema: &str, table: &str) -> Vec<(&str, &IdentityColumn)> {
         self.linkage_sources
@@ -81,6 +69,17 @@ impl CatalogState {
             .flat_map(|s| s.identity.iter().map(move |c| (s.name.as_str(), c)))
             .filter(|(_, c)| c.schema == schema && c.table == table)
             .collect()
+    }
+
+    /// The first linked table (in name order) made from base table `schema.table`.
+    pub fn linked_table_of_base(&self, schema: &str, table: &str) -> Option<&LinkedTable> {
+        self.linked_tables().into_iter().map(|(_, _, l)| l).find(|l| l.base_schema == schema && l.base_table == table)
+    }
+
+    /// Whether `schema.table` is a linked table or the base of one: what the automatic opt-out
+    /// filter applies to.
+    pub fn carries_refusals(&self, schema: &str, table: &str) -> bool {
+        self.table(schema, table).is_ok_and(|t| t.linked.is_some()) || self.linked_table_of_base(schema, table).is_some()
     }
 
     /// Every linked table as (schema, name, definition), in name order.

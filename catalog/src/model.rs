@@ -123,7 +123,7 @@ impl CatalogState {
         self.schemas.get(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Schema, name: name.into() })
     }
 
-    pub(crate) fn schema_mut(&mut self, name: &str) -> Result<&mut SchemaEntry> {
+    fn schema_mut(&mut self, name: &str) -> Result<&mut SchemaEntry> {
         self.schemas.get_mut(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Schema, name: name.into() })
     }
 

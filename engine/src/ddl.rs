@@ -158,7 +158,7 @@ async fn create_table(session: &Session, mut ct: CreateTable) -> Result<Statemen
         return Err(Error::Invalid("a table needs at least one column that is not a partition column".into()));
     }
     let data = if is_ctas { Some(Arc::unwrap_or_clone(cmt.input)) } else { None };
-    match register_table(session, &qn, &schema, &partitions, data).await? {
+    match register_table(session, &qn, &schema, &partitions, data, None).await? {
         Some(n) => Ok(StatementOutput::counted("SELECT", n)),
         None => Ok(StatementOutput::command("CREATE TABLE")),
     }
@@ -183,7 +183,7 @@ pub(crate) async fn create_table_from_batches(
     let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(Error::from_datafusion)?;
     let source = datafusion::datasource::provider_as_source(Arc::new(table));
     let data = LogicalPlanBuilder::scan("__kura_rows", source, None)?.build()?;
-    Ok(register_table(session, qn, &storage, &[], Some(data)).await?.unwrap_or(0))
+    Ok(register_table(session, qn, &storage, &[], Some(data), None).await?.unwrap_or(0))
 }
 
 /// The current columns of table `qn`.
@@ -194,12 +194,18 @@ pub(crate) async fn table_schema(session: &Session, qn: &QualifiedName) -> Resul
     Ok(table.snapshot()?.snapshot().arrow_schema())
 }
 
-/// Creates the table `qn` holding the rows of `plan` (NULL-able columns, as from CREATE TABLE AS).
-pub(crate) async fn create_table_from_plan(session: &Session, qn: &QualifiedName, plan: LogicalPlan) -> Result<u64> {
+/// Creates the table `qn` holding the rows of `plan` (NULL-able columns, as from CREATE TABLE AS),
+/// with its linked-table definition if it is one (in the same catalog commit).
+pub(crate) async fn create_table_from_plan(
+    session: &Session,
+    qn: &QualifiedName,
+    plan: LogicalPlan,
+    linked: Option<kura_catalog::LinkedTable>,
+) -> Result<u64> {
     let declared = plan.schema().as_arrow().clone();
     let declared = Schema::new(declared.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<Field>>());
     let storage = storage_schema(&declared)?;
-    Ok(register_table(session, qn, &storage, &[], Some(plan)).await?.unwrap_or(0))
+    Ok(register_table(session, qn, &storage, &[], Some(plan), linked).await?.unwrap_or(0))
 }
 
 /// Creates an empty table with `schema` (already in storage types) and names it in the catalog.
@@ -209,7 +215,7 @@ pub(crate) async fn create_table_from_schema(
     schema: &Schema,
     partitions: &[String],
 ) -> Result<()> {
-    register_table(session, qn, schema, partitions, None).await.map(|_| ())
+    register_table(session, qn, schema, partitions, None, None).await.map(|_| ())
 }
 
 /// Creates the Delta table, fills it from `data` if given, then commits the catalog entry.
@@ -220,9 +226,11 @@ async fn register_table(
     schema: &Schema,
     partitions: &[String],
     data: Option<LogicalPlan>,
+    linked: Option<kura_catalog::LinkedTable>,
 ) -> Result<Option<u64>> {
     let mut entry = TableEntry::new(&qn.name, partitions.to_vec());
     entry.owner = session.user.clone();
+    entry.linked = linked;
     let warehouse = session.engine.warehouse();
     warehouse.create_table(&entry.location, &qn.name, schema, partitions).await?;
     let mut rows = None;

@@ -112,10 +112,7 @@ async fn policed_provider(
     entry: &TableEntry,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
     // Linked tables and their bases carry the automatic opt-out filter even without policies.
-    let snapshot = session.snapshot();
-    let linked_or_base = entry.linked.is_some()
-        || snapshot.state.linked_tables().iter().any(|(_, _, l)| l.base_schema == qn.schema && l.base_table == qn.name);
-    if entry.policies.is_empty() && !linked_or_base {
+    if entry.policies.is_empty() && !session.snapshot().state.carries_refusals(&qn.schema, &qn.name) {
         return Ok(None);
     }
     let reference = datafusion::common::TableReference::full(crate::names::CATALOG_NAME, qn.schema.clone(), qn.name.clone());
@@ -142,7 +139,10 @@ async fn write_guard(
             }
         }
     }
-    let optout = policed.applied.iter().any(|a| matches!(a, crate::policy::table::Applied::Filtered { policy } if policy.starts_with("opt-out")));
+    let optout = policed
+        .applied
+        .iter()
+        .any(|a| matches!(a, crate::policy::table::Applied::Filtered { policy } if policy == crate::policy::plan::OPTOUT_FILTER));
     if optout {
         // SECURITY: refused persons' rows must stay out of reach: on a linked table they are
         // known by research_id; on a base table only by its key expression, so refuse.

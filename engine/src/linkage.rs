@@ -598,20 +598,14 @@ async fn refresh_optout_maps(session: &Session) -> Result<()> {
     .await
 }
 
-/// Replaces the rows of `linkage.<table>` with those of `select`, in one commit (on a thread of
-/// its own, as [`sql`]).
+/// Replaces the rows of `linkage.<table>` with those of `select`, in one commit.
 async fn overwrite(session: &Session, table: &str, select: &str) -> Result<()> {
-    let internal = session.engine.session(&session.user);
     let (table, select) = (qn(table), select.to_owned());
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async {
-            let plan = crate::copy::source_plan(&internal, CopySource::Query(crate::parser::parse_query(&select)?)).await?;
-            crate::dml::overwrite_from_plan(&internal, &table, plan).await.map(|_| ())
-        })
+    internal(session, |s| async move {
+        let plan = crate::copy::source_plan(&s, CopySource::Query(crate::parser::parse_query(&select)?)).await?;
+        crate::dml::overwrite_from_plan(&s, &table, plan).await.map(|_| ())
     })
     .await
-    .map_err(|e| Error::Invalid(format!("a linkage statement failed: {e}")))?
 }
 
 /// `OPT OUT` / `OPT IN`: records refusals (or withdraws them) by source key, and maps them to
@@ -624,30 +618,25 @@ async fn opt_out(session: &Session, source: String, keys: OptKeys, note: Option<
     snapshot.state.linkage_source(&source).map_err(Error::catalog)?;
     let _one_at_a_time = session.engine.linkage.lock().await;
     ensure_tables(session).await?;
-    let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
-    let keys_sql = match &keys {
-        OptKeys::One(k) => format!("SELECT {} AS k", lit(k)),
+    let lit = crate::names::sql_literal;
+    let keys_list: Vec<String> = match keys {
+        OptKeys::One(k) => vec![k],
         OptKeys::Query(q) => {
-            // Planned as the caller, with the caller's rights.
-            let plan = crate::copy::source_plan(session, CopySource::Query(q.clone())).await?;
+            // Planned and run as the caller, with the caller's rights.
+            let plan = crate::copy::source_plan(session, CopySource::Query(q)).await?;
             if plan.schema().fields().len() != 1 {
                 return Err(Error::Invalid("KEYS (query) must return one column: the source keys".into()));
             }
-            let col = plan.schema().field(0).name().replace('"', "\"\"");
-            format!("SELECT CAST(\"{col}\" AS TEXT) AS k FROM ({q}) q")
+            let batches = session.stream_plan(plan).await?.try_collect::<Vec<_>>().await.map_err(Error::from_datafusion)?;
+            let mut out = Vec::new();
+            for b in &batches {
+                let a = strings(b, 0)?;
+                out.extend((0..b.num_rows()).filter(|&r| a.is_valid(r)).map(|r| a.value(r).to_string()));
+            }
+            out.sort();
+            out.dedup();
+            out
         }
-    };
-    let keys_list: Vec<String> = {
-        let plan = crate::copy::source_plan(session, CopySource::Query(crate::parser::parse_query(&keys_sql)?)).await?;
-        let batches = session.stream_plan(plan).await?.try_collect::<Vec<_>>().await.map_err(Error::from_datafusion)?;
-        let mut out = Vec::new();
-        for b in &batches {
-            let a = strings(b, 0)?;
-            out.extend((0..b.num_rows()).filter(|&r| a.is_valid(r)).map(|r| a.value(r).to_string()));
-        }
-        out.sort();
-        out.dedup();
-        out
     };
     let n = keys_list.len() as u64;
     if n > 0 {
@@ -698,26 +687,33 @@ pub(crate) async fn ensure_tables(session: &Session) -> Result<()> {
     sql(session, TABLES).await.map(|_| ())
 }
 
-/// Runs `text` as a superuser's statements on a thread of its own: nested inside `LINK`'s
-/// future, the statements' futures would run on the caller's stack, which is small on runtime
-/// workers.
+/// Runs `text` ([`internal`]) and returns the rows of its statements.
 async fn sql(session: &Session, text: &str) -> Result<Vec<RecordBatch>> {
-    // Kura's own statements, on behalf of a caller whose right to run the linkage statement was
-    // checked: not subject to the caller's grants.
-    let admin = session.engine.session(&session.user);
     let text = text.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async {
-            let mut out = Vec::new();
-            for (_, o) in admin.execute_all(&text).await? {
-                out.extend(o.collect().await?.1);
-            }
-            Ok(out)
-        })
+    internal(session, |s| async move {
+        let mut out = Vec::new();
+        for (_, o) in s.execute_all(&text).await? {
+            out.extend(o.collect().await?.1);
+        }
+        Ok(out)
     })
     .await
-    .map_err(|e| Error::Invalid(format!("a linkage statement failed: {e}")))?
+}
+
+/// Runs `work` in an internal session of the caller on a thread of its own: Kura's own
+/// statements, on behalf of a caller whose right to run the linkage statement was checked, so
+/// not subject to the caller's grants; nested inside `LINK`'s future, they would otherwise run
+/// on the caller's stack, which is small on runtime workers.
+async fn internal<T, F>(session: &Session, work: impl FnOnce(Session) -> F + Send + 'static) -> Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T>>,
+{
+    let s = session.engine.session(&session.user);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work(s)))
+        .await
+        .map_err(|e| Error::Invalid(format!("a linkage statement failed: {e}")))?
 }
 
 /// Column `i` as text, whatever its type.
@@ -881,7 +877,7 @@ async fn link(session: &Session, new: bool, ground_truth: Option<Box<Query>>) ->
     let mut refreshed: Vec<(String, String)> = Vec::new();
     for (s, t, _) in snapshot.state.linked_tables() {
         let name = format!("{s}.{t}");
-        let text = format!("REFRESH LINKED TABLE \"{}\".\"{}\"", s.replace('"', "\"\""), t.replace('"', "\"\""));
+        let text = format!("REFRESH LINKED TABLE {}", QualifiedName { schema: s.into(), name: t.into() }.quoted());
         let outcome = match sql(session, &text).await {
             Ok(_) => "refreshed".to_string(),
             Err(e) => {

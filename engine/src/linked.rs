@@ -35,7 +35,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use kura_catalog::LinkedTable;
 
-use crate::names::{QualifiedName, normalize_ident, qualified};
+use crate::names::{QualifiedName, normalize_ident, qualified, quote_ident, sql_literal};
 use crate::parser::CopySource;
 use crate::policy::parse::{expect_word, parse_word};
 use crate::session::{Session, StatementOutput};
@@ -279,6 +279,25 @@ struct Identity {
     quasi: BTreeMap<String, BTreeSet<String>>,
 }
 
+impl Identity {
+    /// Why base column `c` stays in the zone, if it does: the identity columns it feeds (direct
+    /// ones always, quasi-identifiers unless kept), or `source_key` for a column of the key.
+    fn reason(&self, c: &str, key_cols: &BTreeSet<String>, keep: &[String]) -> Option<String> {
+        let joined = |f: &BTreeSet<String>| f.iter().cloned().collect::<Vec<_>>().join(", ");
+        if let Some(f) = self.direct.get(c) {
+            Some(joined(f))
+        } else if key_cols.contains(c) {
+            Some("source_key".to_string())
+        } else {
+            self.quasi.get(c).filter(|_| !keep.iter().any(|k| k == c)).map(joined)
+        }
+    }
+}
+
+fn base_of(l: &LinkedTable) -> QualifiedName {
+    QualifiedName { schema: l.base_schema.clone(), name: l.base_table.clone() }
+}
+
 /// The identity columns of `base` for `source`: those its query computes identity from; for a
 /// table of the same system that the query does not read (a hospital's diagnoses beside its
 /// patients), columns named like an identity column of a table it does read; and columns named
@@ -307,13 +326,12 @@ async fn identity_of(session: &Session, source: &str, base: &QualifiedName) -> R
         } else {
             continue;
         };
-        for (s, t, c) in cols {
+        for (_, _, c) in cols {
             // The column itself, and columns named after it in any table (`birth_date_era`
             // beside `birth_date`): another rendering of the same identity.
             let prefix = format!("{c}_");
             for b in &base_columns {
-                let same = *b == c && ((s == base.schema && t == base.name) || base_columns.contains(&c));
-                if same || b.starts_with(&prefix) {
+                if *b == c || b.starts_with(&prefix) {
                     target.entry(b.clone()).or_default().insert(out.to_string());
                 }
             }
@@ -324,26 +342,15 @@ async fn identity_of(session: &Session, source: &str, base: &QualifiedName) -> R
 
 /// Columns a key expression reads.
 async fn key_columns(session: &Session, base: &QualifiedName, key: &str) -> Result<BTreeSet<String>> {
-    let probe = format!("SELECT CAST({key} AS TEXT) FROM {} LIMIT 0", quoted_name(base));
+    let probe = format!("SELECT CAST({key} AS TEXT) FROM {} LIMIT 0", base.quoted());
     let query = crate::parser::parse_query(&probe)?;
     let plan = crate::copy::source_plan(session, CopySource::Query(query))
         .await
         .map_err(|e| Error::Invalid(format!("the KEY expression does not apply to {base}: {e}")))?;
-    let cols = all_key_columns(&plan, &session.current_schema())?;
-    Ok(cols.into_iter().filter(|(s, t, _)| *s == base.schema && *t == base.name).map(|c| c.2).collect())
+    let cols = lineage(&plan, &session.current_schema())?.into_iter().flatten();
+    Ok(cols.filter(|(s, t, _)| *s == base.schema && *t == base.name).map(|c| c.2).collect())
 }
 
-fn all_key_columns(plan: &LogicalPlan, default_schema: &str) -> Result<BTreeSet<BaseColumn>> {
-    Ok(lineage(plan, default_schema)?.into_iter().flatten().collect())
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn quoted_name(qn: &QualifiedName) -> String {
-    format!("{}.{}", quote(&qn.schema), quote(&qn.name))
-}
 
 /// Decides a linked table's columns from its base and source.
 async fn define(session: &Session, stmt: &CreateLinked, base: &QualifiedName) -> Result<LinkedTable> {
@@ -382,17 +389,7 @@ async fn define(session: &Session, stmt: &CreateLinked, base: &QualifiedName) ->
     let mut withheld = Vec::new();
     let mut columns = Vec::new();
     for c in &base_columns {
-        let why = if let Some(f) = identity.direct.get(c) {
-            Some(f.iter().cloned().collect::<Vec<_>>().join(", "))
-        } else if key_cols.contains(c) {
-            Some("source_key".to_string())
-        } else if let Some(f) = identity.quasi.get(c).filter(|_| !stmt.keep.contains(c)) {
-            Some(f.iter().cloned().collect::<Vec<_>>().join(", "))
-        } else if stmt.exclude.contains(c) {
-            Some("excluded".to_string())
-        } else {
-            None
-        };
+        let why = identity.reason(c, &key_cols, &stmt.keep).or_else(|| stmt.exclude.contains(c).then(|| "excluded".to_string()));
         match why {
             Some(w) => withheld.push((c.clone(), w)),
             None => columns.push(c.clone()),
@@ -417,16 +414,15 @@ async fn define(session: &Session, stmt: &CreateLinked, base: &QualifiedName) ->
 
 /// The query that makes a linked table's rows.
 fn rows_query(l: &LinkedTable) -> String {
-    let base = QualifiedName { schema: l.base_schema.clone(), name: l.base_table.clone() };
-    let cols: String = l.columns.iter().map(|c| format!(", b.{}", quote(c))).collect();
-    let order: String = l.order_by.iter().map(|c| format!(", b.{}", quote(c))).collect();
+    let cols: String = l.columns.iter().map(|c| format!(", b.{}", quote_ident(c))).collect();
+    let order: String = l.order_by.iter().map(|c| format!(", b.{}", quote_ident(c))).collect();
     format!(
         "SELECT r.research_id{cols} FROM (SELECT CAST({key} AS TEXT) AS __kura_link_key, * FROM {base}) b \
-         LEFT JOIN linkage.research_ids r ON r.source = '{source}' AND r.source_key = b.__kura_link_key \
+         LEFT JOIN linkage.research_ids r ON r.source = {source} AND r.source_key = b.__kura_link_key \
          ORDER BY r.research_id NULLS LAST{order}",
         key = l.key,
-        base = quoted_name(&base),
-        source = l.source.replace('\'', "''"),
+        base = base_of(l).quoted(),
+        source = sql_literal(&l.source),
     )
 }
 
@@ -445,14 +441,9 @@ pub(crate) async fn create(session: &Session, stmt: CreateLinked) -> Result<Stat
     crate::linkage::ensure_tables(session).await?;
     let query = crate::parser::parse_query(&rows_query(&linked))?;
     let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
-    let rows = crate::ddl::create_table_from_plan(session, &qn, plan).await?;
-    let op = format!("CREATE LINKED TABLE {qn}");
-    let l = linked.clone();
-    if let Err(e) = session.engine.catalog().commit(&session.user, &op, |s| s.set_linked_table(&qn.schema, &qn.name, l.clone())).await {
-        let _ = session.engine.catalog().commit(&session.user, &format!("DROP TABLE {qn}"), |s| s.drop_table(&qn.schema, &qn.name).map(|_| ())).await;
-        return Err(Error::catalog(e));
-    }
-    tracing::info!(table = %qn, base = %base, rows, withheld = linked.withheld.len(), "linked table created");
+    let withheld = linked.withheld.len();
+    let rows = crate::ddl::create_table_from_plan(session, &qn, plan, Some(linked)).await?;
+    tracing::info!(table = %qn, base = %base, rows, withheld, "linked table created");
     Ok(StatementOutput::counted("SELECT", rows))
 }
 
@@ -464,21 +455,12 @@ pub(crate) async fn refresh(session: &Session, qn: &QualifiedName) -> Result<u64
     let Some(linked) = entry.linked.clone() else {
         return Err(Error::Invalid(format!("{qn} is not a linked table")));
     };
-    let base = QualifiedName { schema: linked.base_schema.clone(), name: linked.base_table.clone() };
+    let base = base_of(&linked);
     let identity = identity_of(session, &linked.source, &base).await?;
     let key_cols = key_columns(session, &base, &linked.key).await?;
     for c in &linked.columns {
         // SECURITY: the source may have been redefined to read more identity columns since.
-        let feeds = if key_cols.contains(c) {
-            Some("the source key".to_string())
-        } else {
-            identity
-                .direct
-                .get(c)
-                .or_else(|| identity.quasi.get(c).filter(|_| !linked.keep.contains(c)))
-                .map(|f| f.iter().cloned().collect::<Vec<_>>().join(", "))
-        };
-        if let Some(feeds) = feeds {
+        if let Some(feeds) = identity.reason(c, &key_cols, &linked.keep) {
             return Err(Error::PermissionDenied(format!(
                 "linked table {qn} is not refreshed: its column \"{c}\" now feeds {feeds} of linkage source \"{}\"; drop and recreate the linked table",
                 linked.source

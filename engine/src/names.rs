@@ -29,6 +29,13 @@ pub struct QualifiedName {
     pub name: String,
 }
 
+impl QualifiedName {
+    /// `"schema"."name"`, for SQL text Kura writes itself.
+    pub(crate) fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
 impl std::fmt::Display for QualifiedName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.schema, self.name)
@@ -70,6 +77,16 @@ pub fn schema_name(name: &ObjectName) -> Result<String> {
         [c, s] if c == CATALOG_NAME => Ok(s.clone()),
         _ => Err(Error::Invalid(format!("improper schema name: {name}"))),
     }
+}
+
+/// `ident` as a double-quoted SQL identifier.
+pub(crate) fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `value` as a single-quoted SQL string literal.
+pub(crate) fn sql_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Checks that a new object's name is one Kura can store and resolve.

@@ -171,9 +171,7 @@ impl KuraSchemaProvider {
         if crate::policy::planning_policy() || !self.visibility.enforced {
             return Ok(Some(raw));
         }
-        let linked_or_base = entry.linked.is_some()
-            || self.snapshot.state.linked_tables().iter().any(|(_, _, l)| l.base_schema == self.schema && l.base_table == name);
-        if entry.policies.is_empty() && !linked_or_base {
+        if entry.policies.is_empty() && !self.snapshot.state.carries_refusals(&self.schema, name) {
             crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, None)?;
             return Ok(Some(raw));
         }

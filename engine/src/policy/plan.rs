@@ -281,7 +281,7 @@ pub(crate) async fn policed_table(
     let mut optout_source_owner = None;
     if let Some((filter, source_owner)) = optout {
         optout_source_owner = Some(source_owner);
-        applied.push(Applied::Filtered { policy: "opt-out registry (linkage.optouts)".into() });
+        applied.push(Applied::Filtered { policy: OPTOUT_FILTER.into() });
         selection = Some(match selection {
             None => filter,
             Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(filter) },
@@ -326,6 +326,9 @@ pub(crate) async fn policed_table(
     Ok(Some(PolicedTable::new(label, plan, applied)))
 }
 
+/// How `EXPLAIN PRIVACY` and the write guard name the automatic opt-out filter.
+pub(crate) const OPTOUT_FILTER: &str = "opt-out registry (linkage.optouts)";
+
 /// The automatic opt-out filter of a linked table (by research ID; rows not linked yet are held
 /// back too) or of a linked table's base (by source key), for a user who is not an operator,
 /// with the owner of the linkage source whose rights read the registry.
@@ -340,7 +343,6 @@ fn optout_filter(
     if snapshot.state.is_operator(user) {
         return Ok(None);
     }
-    let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let (text, source) = if let Some(l) = &entry.linked {
         if raw_schema.field_with_name("research_id").is_err() {
             return Ok(None);
@@ -351,16 +353,14 @@ fn optout_filter(
             format!("{id} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM linkage.optout_ids o WHERE o.research_id = {id})"),
             l.source.clone(),
         )
-    } else if let Some((_, _, l)) =
-        snapshot.state.linked_tables().into_iter().find(|(_, _, l)| l.base_schema == schema && l.base_table == table)
-    {
+    } else if let Some(l) = snapshot.state.linked_table_of_base(schema, table) {
         (
             // The registry's columns are renamed so that the key expression's unqualified
             // names can only mean the table's columns.
             format!(
                 "NOT EXISTS (SELECT 1 FROM (SELECT source AS __kura_source, source_key AS __kura_key FROM linkage.optout_keys) k \
                  WHERE k.__kura_source = {} AND k.__kura_key = coalesce(CAST(({}) AS TEXT), ''))",
-                lit(&l.source),
+                crate::names::sql_literal(&l.source),
                 l.key
             ),
             l.source.clone(),
