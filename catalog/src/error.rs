@@ -74,6 +74,9 @@ pub enum Error {
     /// A change was refused for a reason the caller states.
     #[error("{0}")]
     Invalid(String),
+    /// A change to something only Kura itself may change (the audit trail).
+    #[error("{0}")]
+    Reserved(String),
     /// A commit file could not be read; the catalog refuses to load rather than skip it.
     #[error("catalog commit {path} is unreadable: {reason}")]
     Corrupt {

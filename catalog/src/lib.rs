@@ -43,4 +43,4 @@ pub use policy::{
     AggregationAttachment, MaskAttachment, PolicyAttachment, PolicyEntry, PolicyKind, PolicyParam, RowFilterAttachment,
     TablePolicies,
 };
-pub use roles::{Grant, GrantObject, Privilege, RoleEntry};
+pub use roles::{AUDIT_SCHEMA, Grant, GrantObject, Privilege, RoleEntry};

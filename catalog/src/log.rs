@@ -133,7 +133,26 @@ impl Catalog {
     ///
     /// If another process commits first, the change is applied again to that newer state, so its
     /// checks (does the table already exist?) see the other writer's work.
+    ///
+    /// A change to the audit trail's schema ([`crate::AUDIT_SCHEMA`]) is refused: only
+    /// [`Catalog::commit_system`] makes those.
     pub async fn commit<F>(&self, actor: &str, operation: &str, change: F) -> Result<Arc<Snapshot>>
+    where
+        F: Fn(&mut CatalogState) -> Result<()>,
+    {
+        self.commit_checked(actor, operation, change, false).await
+    }
+
+    /// [`Catalog::commit`] for Kura's own changes, which may create the audit trail's schema
+    /// and tables.
+    pub async fn commit_system<F>(&self, actor: &str, operation: &str, change: F) -> Result<Arc<Snapshot>>
+    where
+        F: Fn(&mut CatalogState) -> Result<()>,
+    {
+        self.commit_checked(actor, operation, change, true).await
+    }
+
+    async fn commit_checked<F>(&self, actor: &str, operation: &str, change: F, system: bool) -> Result<Arc<Snapshot>>
     where
         F: Fn(&mut CatalogState) -> Result<()>,
     {
@@ -141,6 +160,12 @@ impl Catalog {
         for attempt in 0..MAX_ATTEMPTS {
             let mut state = base.state.clone();
             change(&mut state)?;
+            if !system && state.schemas.get(crate::AUDIT_SCHEMA) != base.state.schemas.get(crate::AUDIT_SCHEMA) {
+                return Err(Error::Reserved(format!(
+                    "permission denied: schema \"{}\" holds Kura's audit trail and only Kura changes it",
+                    crate::AUDIT_SCHEMA
+                )));
+            }
             if state == base.state {
                 // Nothing changed (e.g. CREATE SCHEMA IF NOT EXISTS on an existing schema):
                 // no new version, so history only records real changes.

@@ -15,6 +15,10 @@ use crate::{CatalogState, Error, ObjectKind, Result};
 /// The pseudo-role every role belongs to (`GRANT ... TO PUBLIC`).
 pub const PUBLIC_ROLE: &str = "public";
 
+/// The schema of Kura's audit trail: written by the engine only (see [`crate::Catalog::commit_system`]),
+/// read by auditors and operators whatever the grants say.
+pub const AUDIT_SCHEMA: &str = "audit";
+
 /// A role or user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleEntry {
@@ -30,6 +34,10 @@ pub struct RoleEntry {
     /// opted out. Unlike `superuser`, inherited by the role's members.
     #[serde(default)]
     pub operator: bool,
+    /// Auditors read the audit trail (schema `audit`) and nothing else by that right. Inherited
+    /// by the role's members.
+    #[serde(default)]
+    pub auditor: bool,
     /// SCRAM-SHA-256 verifier in PostgreSQL's format
     /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), never the password.
     #[serde(default)]
@@ -49,6 +57,7 @@ impl RoleEntry {
             login: false,
             superuser: false,
             operator: false,
+            auditor: false,
             password: None,
             member_of: BTreeSet::new(),
             created_at: Utc::now(),
@@ -302,6 +311,12 @@ impl CatalogState {
         self.is_superuser(user) || self.effective_roles(user).iter().any(|r| self.roles.get(r).is_some_and(|e| e.operator))
     }
 
+    /// Whether `user` may read the audit trail: a superuser, an operator, or (a member of) an
+    /// auditor role.
+    pub fn is_auditor(&self, user: &str) -> bool {
+        self.is_operator(user) || self.effective_roles(user).iter().any(|r| self.roles.get(r).is_some_and(|e| e.auditor))
+    }
+
     fn relation_owner(&self, schema: &str, name: &str) -> Option<&str> {
         let s = self.schemas.get(schema)?;
         s.tables.get(name).map(|t| t.owner.as_str()).or_else(|| s.views.get(name).map(|v| v.owner.as_str()))
@@ -309,7 +324,13 @@ impl CatalogState {
 
     /// Whether `user` holds `privilege` on the relation `schema.name`: as a superuser, as (a member
     /// of) its owner, or through a grant to one of its roles or to `PUBLIC`.
+    ///
+    /// The audit trail (schema [`AUDIT_SCHEMA`]) ignores grants and ownership: auditors and
+    /// operators may read it, nobody may write it.
     pub fn has_relation_privilege(&self, user: &str, privilege: Privilege, schema: &str, name: &str) -> bool {
+        if schema == AUDIT_SCHEMA {
+            return privilege == Privilege::Select && self.is_auditor(user);
+        }
         if self.is_superuser(user) {
             return true;
         }
@@ -331,6 +352,9 @@ impl CatalogState {
 
     /// Whether `user` holds `privilege` on a schema.
     pub fn has_schema_privilege(&self, user: &str, privilege: Privilege, schema: &str) -> bool {
+        if schema == AUDIT_SCHEMA {
+            return privilege == Privilege::Usage && self.is_auditor(user);
+        }
         if self.is_superuser(user) {
             return true;
         }

@@ -6,6 +6,7 @@
 --   analysts    匿名加工医療情報 (anonymised): no identifiers, birth dates to the month,
 --               postal codes to 3 digits, opted-out persons removed
 --   municipal   aggregate-only: groups of at least 10 persons, counted by person
+--   auditors    the audit trail (audit.statements): who ran what, when, from where; no data
 -- Passwords are set by `kura demo` (KURA_DEMO_PASSWORD, or generated and printed).
 
 -- OPERATOR: works in the identity zone (identity columns of the linked sources, opted-out persons).
@@ -17,6 +18,9 @@ CREATE USER operator IN ROLE operators;
 CREATE USER researcher IN ROLE researchers;
 CREATE USER analyst IN ROLE analysts;
 CREATE USER municipal_user IN ROLE municipal;
+-- AUDITOR: reads the audit trail whatever the grants; holds no grant on data.
+CREATE ROLE auditors AUDITOR;
+CREATE USER auditor IN ROLE auditors;
 
 -- Synthetic opt-outs (about 1 in 100 residents): a refusal removes the person from every
 -- non-operator view of the register.

@@ -121,7 +121,36 @@ enum Command {
         /// it, other statements fail alone. 0 means no limit.
         #[arg(long, default_value = "2GB", value_parser = parse_size)]
         query_memory: usize,
+        /// Audit trail: `on` (each statement's record journaled before it is acknowledged),
+        /// `sync` (also fsynced: survives a machine crash), or `off` (for benchmarks only).
+        #[arg(long, default_value = "on", value_parser = ["on", "sync", "off"])]
+        audit: String,
     },
+    /// The audit trail: `kura audit verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check that no audit record was changed, removed or reordered; prints the chain's head
+    /// (keep it outside the warehouse and pass it to later runs with --head).
+    Verify {
+        /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
+        #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
+        data: String,
+        /// A head printed by an earlier verify (`SEQ:HASH`): the chain must still reach it.
+        #[arg(long)]
+        head: Option<String>,
+    },
+}
+
+/// Opens a warehouse with the audit trail on (every command's statements are audited).
+async fn open_audited(data: &str) -> Result<std::sync::Arc<Engine>> {
+    let options = kura_engine::EngineOptions { audit: kura_engine::audit::AuditOptions::on(), ..Default::default() };
+    Engine::open_with(data, options).await.with_context(|| format!("cannot open warehouse {data}"))
 }
 
 fn init_tracing(verbose: u8) {
@@ -160,31 +189,35 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Sql { data, commands, files, csv, no_timing } => {
+            let engine = open_audited(&data).await?;
+            let code = run_sql(&engine, commands, files, render::Output { csv, timing: !no_timing }).await;
+            engine.flush_audit().await.context("the audit trail could not be written")?;
+            code
+        }
+        Command::Audit { command: AuditCommand::Verify { data, head } } => {
+            let head = match head {
+                Some(h) => {
+                    let (seq, hash) = h.split_once(':').context("--head takes SEQ:HASH as printed by `kura audit verify`")?;
+                    Some((seq.parse().context("--head: SEQ must be a number")?, hash.to_string()))
+                }
+                None => None,
+            };
             let engine = Engine::open(&data).await.with_context(|| format!("cannot open warehouse {data}"))?;
-            let mut session = engine.session("kura");
-            session.set_progress(progress::TerminalProgress::new());
-            let out = render::Output { csv, timing: !no_timing };
-            if commands.is_empty() && files.is_empty() {
-                repl::run(&mut session, out).await?;
-                return Ok(std::process::ExitCode::SUCCESS);
+            let report = kura_engine::audit::verify(&engine, head).await?;
+            for p in &report.problems {
+                println!("TAMPERED: {p}");
             }
-            for sql in &commands {
-                if !run_script(&session, sql, &out).await {
-                    return Ok(std::process::ExitCode::FAILURE);
-                }
+            let head = report.head.as_ref().map(|(s, h)| format!("{s}:{h}")).unwrap_or_else(|| "none".into());
+            if report.ok() {
+                println!("audit trail intact: {} records; head {head}", report.records);
+                Ok(std::process::ExitCode::SUCCESS)
+            } else {
+                println!("audit trail NOT intact: {} problem(s) in {} records; head {head}", report.problems.len(), report.records);
+                Ok(std::process::ExitCode::FAILURE)
             }
-            for file in &files {
-                let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let dir = file.canonicalize()?.parent().map(PathBuf::from).unwrap_or_default();
-                session.set_base_dir(dir);
-                if !run_script(&session, &sql, &out).await {
-                    return Ok(std::process::ExitCode::FAILURE);
-                }
-            }
-            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Link { data, ground_truth, new, csv } => {
-            let engine = Engine::open(&data).await.with_context(|| format!("cannot open warehouse {data}"))?;
+            let engine = open_audited(&data).await?;
             let mut session = engine.session("kura");
             session.set_progress(progress::TerminalProgress::new());
             let mode = if new { "LINK NEW" } else { "LINK ALL" };
@@ -193,7 +226,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 None => mode.to_string(),
             };
             let out = render::Output { csv, timing: true };
-            Ok(if run_script(&session, &sql, &out).await { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+            let ok = run_script(&session, &sql, &out).await;
+            engine.flush_audit().await.context("the audit trail could not be written")?;
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
         Command::Datagen { persons, seed, out } => {
             datagen(persons, seed, &out)?;
@@ -201,8 +236,16 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
         Command::Init { data } => init(&data).await,
-        Command::Serve { data, listen, tls_cert, tls_key, require_tls, query_memory } => {
-            let options = kura_engine::EngineOptions { query_memory_limit: (query_memory > 0).then_some(query_memory) };
+        Command::Serve { data, listen, tls_cert, tls_key, require_tls, query_memory, audit } => {
+            let audit = match audit.as_str() {
+                "off" => {
+                    tracing::warn!("the audit trail is off: statements are not recorded");
+                    kura_engine::audit::AuditOptions::default()
+                }
+                "sync" => kura_engine::audit::AuditOptions { sync_each: true, ..kura_engine::audit::AuditOptions::on() },
+                _ => kura_engine::audit::AuditOptions::on(),
+            };
+            let options = kura_engine::EngineOptions { query_memory_limit: (query_memory > 0).then_some(query_memory), audit };
             let engine =
                 Engine::open_with(&data, options).await.with_context(|| format!("cannot open warehouse {data}"))?;
             if engine.catalog().cached().state.roles.is_empty() {
@@ -233,7 +276,7 @@ fn parse_size(text: &str) -> std::result::Result<usize, String> {
 
 /// Creates the first superuser of a warehouse.
 async fn init(data: &str) -> Result<std::process::ExitCode> {
-    let engine = Engine::open(data).await.with_context(|| format!("cannot open warehouse {data}"))?;
+    let engine = open_audited(data).await?;
     if !engine.catalog().cached().state.roles.is_empty() {
         bail!("warehouse {data} is already initialised (it has users); manage them with CREATE/ALTER USER");
     }
@@ -245,6 +288,7 @@ async fn init(data: &str) -> Result<std::process::ExitCode> {
     session
         .execute_all(&format!("CREATE USER kura WITH SUPERUSER PASSWORD '{}'", password.replace('\'', "''")))
         .await?;
+    engine.flush_audit().await.context("the audit trail could not be written")?;
     println!("Initialised warehouse {data} with superuser `kura`.");
     if generated {
         println!("Its password (shown once, store it now): {password}");
@@ -261,12 +305,16 @@ fn random_password() -> String {
 
 /// Serves until SIGTERM or Ctrl-C.
 async fn serve(engine: std::sync::Arc<Engine>, config: kura_server::ServerConfig) -> Result<()> {
+    let engine_for_flush = engine.clone();
     let server = kura_server::Server::bind(engine, config).await?;
     // Handlers first: a SIGTERM right after the address is announced must stop the server
     // cleanly, not kill it.
     let shutdown = shutdown_signal()?;
     eprintln!("Kura is serving on {} (stop with Ctrl-C).", server.local_addr()?);
     server.run(shutdown).await;
+    if let Err(e) = engine_for_flush.flush_audit().await {
+        eprintln!("WARNING: the last audit records stay in the journal (flushed at the next start): {e}");
+    }
     eprintln!("Kura stopped.");
     Ok(())
 }
@@ -304,6 +352,30 @@ fn datagen(persons: u64, seed: u64, out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// `kura sql`: the commands, then the files, or the interactive prompt without either.
+async fn run_sql(engine: &std::sync::Arc<Engine>, commands: Vec<String>, files: Vec<PathBuf>, out: render::Output) -> Result<std::process::ExitCode> {
+    let mut session = engine.session("kura");
+    session.set_progress(progress::TerminalProgress::new());
+    if commands.is_empty() && files.is_empty() {
+        repl::run(&mut session, out).await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    for sql in &commands {
+        if !run_script(&session, sql, &out).await {
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    }
+    for file in &files {
+        let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let dir = file.canonicalize()?.parent().map(PathBuf::from).unwrap_or_default();
+        session.set_base_dir(dir);
+        if !run_script(&session, &sql, &out).await {
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Runs a script, printing each result; returns false after the first error (which it prints).
 async fn run_script(session: &Session, sql: &str, out: &render::Output) -> bool {
     let statements = match kura_engine::parse_sql(sql) {
@@ -337,12 +409,13 @@ async fn run_script(session: &Session, sql: &str, out: &render::Output) -> bool 
 }
 
 /// Demo users and what they may do; `demo.sql` creates them with their roles and policies.
-const DEMO_USERS: [(&str, &str); 5] = [
+const DEMO_USERS: [(&str, &str); 6] = [
     ("kura", "superuser: every table, roles, grants and policies"),
     ("operator", "secure zone: raw data, opted-out persons included"),
     ("researcher", "pseudonymised (仮名加工): clinical detail, no names or insured numbers"),
     ("analyst", "anonymised (匿名加工): no identifiers, birth month, 3-digit postal code, opt-outs removed"),
     ("municipal_user", "aggregate-only: groups of at least 10 persons of the resident register"),
+    ("auditor", "audit trail: every statement's record (audit.statements), no data"),
 ];
 
 /// Passwords for the demo users: `KURA_DEMO_PASSWORD` for all, or a fresh random one each.
@@ -369,7 +442,7 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
         }
         eprintln!("Generating a synthetic municipality of {persons} persons...");
         datagen(persons, 42, &source)?;
-        let engine = Engine::open(&warehouse.to_string_lossy()).await?;
+        let engine = open_audited(&warehouse.to_string_lossy()).await?;
         let mut session = engine.session("kura");
         session.set_progress(progress::TerminalProgress::new());
         session.set_base_dir(&source);
@@ -407,18 +480,20 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
             .unwrap_or_default();
         eprintln!("Linked into {persons_found} persons in {:.1}s (linkage.research_ids; report in linkage.runs).", started.elapsed().as_secs_f64());
         session.execute_all(include_str!("research.sql")).await.context("creating the research tables failed")?;
+        engine.flush_audit().await?;
         std::fs::write(&marker, b"")?;
     }
     let data = warehouse.to_string_lossy().to_string();
     // Fresh passwords on every start (or KURA_DEMO_PASSWORD), so they are only ever printed here.
     let passwords = demo_passwords();
     {
-        let engine = Engine::open(&data).await?;
+        let engine = open_audited(&data).await?;
         let session = engine.session("kura");
         for (user, password) in &passwords {
             let sql = format!("ALTER USER {user} PASSWORD '{}'", password.replace('\'', "''"));
             session.execute_all(&sql).await.with_context(|| format!("setting the password of {user} failed"))?;
         }
+        engine.flush_audit().await?;
     }
     println!();
     println!("Kura demo warehouse is ready: {data}");
@@ -435,7 +510,7 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
     if no_serve {
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let engine = Engine::open(&data).await?;
+    let engine = open_audited(&data).await?;
     let config = kura_server::ServerConfig { listen, tls: None, require_tls: false };
     serve(engine, config).await?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -89,6 +89,8 @@ pub struct RoleOptions {
     pub superuser: Option<bool>,
     /// `OPERATOR` / `NOOPERATOR`: works in the identity zone (inherited by members).
     pub operator: Option<bool>,
+    /// `AUDITOR` / `NOAUDITOR`: may read the audit trail.
+    pub auditor: Option<bool>,
     /// `PASSWORD 'x'` (Some(Some)) or `PASSWORD NULL` (Some(None)).
     pub password: Option<Option<String>>,
     /// `IN ROLE a, b`.
@@ -185,6 +187,8 @@ fn parse_role_options(parser: &mut Parser<'_>) -> Result<RoleOptions, ParserErro
             "NOSUPERUSER" => o.superuser = Some(false),
             "OPERATOR" => o.operator = Some(true),
             "NOOPERATOR" => o.operator = Some(false),
+            "AUDITOR" => o.auditor = Some(true),
+            "NOAUDITOR" => o.auditor = Some(false),
             "ENCRYPTED" | "PASSWORD" => {
                 if word == "ENCRYPTED" {
                     parser.expect_keyword(Keyword::PASSWORD)?;
@@ -317,7 +321,7 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
     let me = session.user.clone();
     let superuser = !session.enforced || snapshot.state.is_superuser(&me);
     let own_password_only = matches!(&stmt, AccessStatement::AlterRole { name, options }
-        if *name == me && options.login.is_none() && options.superuser.is_none() && options.operator.is_none() && options.in_role.is_empty());
+        if *name == me && options.login.is_none() && options.superuser.is_none() && options.operator.is_none() && options.auditor.is_none() && options.in_role.is_empty());
     if !superuser && !own_password_only {
         return Err(Error::PermissionDenied("permission denied: only superusers manage roles and privileges".into()));
     }
@@ -339,6 +343,7 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
             entry.login = options.login.unwrap_or(user);
             entry.superuser = options.superuser.unwrap_or(false);
             entry.operator = options.operator.unwrap_or(false);
+            entry.auditor = options.auditor.unwrap_or(false);
             entry.password = match options.password.flatten() {
                 Some(p) => Some(verifier_for(&p)?),
                 None => None,
@@ -366,6 +371,9 @@ pub(crate) async fn execute(session: &Session, stmt: AccessStatement) -> Result<
                     }
                     if let Some(op) = options.operator {
                         role.operator = op;
+                    }
+                    if let Some(a) = options.auditor {
+                        role.auditor = a;
                     }
                     if let Some(p) = &password {
                         role.password = p.clone();
@@ -536,6 +544,7 @@ impl Session {
     /// Checks a plan's privileges and applies the aggregation policies of the tables it reads:
     /// every statement that reads data passes through here before it is optimised.
     pub(crate) fn police_plan(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        crate::audit::note_plan(&self.audit_note, &plan);
         self.check_plan(&plan)?;
         crate::policy::aggregate::enforce(plan, || self.engine.histories.of(&self.user))
     }

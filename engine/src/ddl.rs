@@ -84,6 +84,7 @@ pub(crate) async fn execute(session: &Session, stmt: Statement) -> Result<Statem
         }
         Statement::AlterTable(alter) => {
             let qn = qualified(&alter.name)?;
+            crate::audit::refuse_write(&qn)?;
             let entry = match session.engine.catalog().cached().state.table(&qn.schema, &qn.name) {
                 Ok(e) => e.clone(),
                 Err(_) if alter.if_exists => return Ok(StatementOutput::command("ALTER TABLE")),

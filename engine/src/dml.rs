@@ -98,6 +98,7 @@ fn writable_entry(session: &Session, qn: &QualifiedName) -> Result<TableEntry> {
     if qn.name.contains('@') {
         return Err(Error::Invalid("an earlier version of a table is read-only".into()));
     }
+    crate::audit::refuse_write(qn)?;
     let snapshot = session.engine.catalog().cached();
     if snapshot.state.view(&qn.schema, &qn.name).is_ok() {
         return Err(Error::Invalid(format!("cannot change view \"{qn}\"; change its tables instead")));

@@ -218,6 +218,7 @@ impl Error {
         match err {
             C::NotFound { .. } => Error::UndefinedObject(err.to_string()),
             C::AlreadyExists { .. } => Error::DuplicateObject(err.to_string()),
+            C::Reserved(m) => Error::PermissionDenied(m),
             other => Error::Catalog(other),
         }
     }

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod access;
+pub mod audit;
 mod constant;
 mod copy;
 mod ddl;

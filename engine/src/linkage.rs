@@ -673,7 +673,7 @@ async fn opt_out(session: &Session, source: String, keys: OptKeys, note: Option<
             )
             .map_err(|e| Error::from_datafusion(e.into()))?;
             if m > 0 {
-                crate::dml::append_batches(&session.engine.session(&session.user), &qn("optouts"), vec![batch]).await?;
+                crate::dml::append_batches(&session.internal(), &qn("optouts"), vec![batch]).await?;
             }
         }
         refresh_optout_maps(session).await?;
@@ -709,7 +709,7 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T>>,
 {
-    let s = session.engine.session(&session.user);
+    let s = session.internal();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || handle.block_on(work(s)))
         .await

@@ -205,7 +205,7 @@ impl crate::Engine {
     /// A `pg_catalog` schema showing the warehouse as `user` sees it. Servers keep one per user
     /// and mount it in each of that user's sessions ([`Session::enable_pg_catalog`]).
     pub fn pg_catalog_for(self: &Arc<Self>, user: &str, enforced: bool) -> crate::Result<Arc<dyn SchemaProvider>> {
-        let session = Arc::new(self.new_session(user, enforced));
+        let session = Arc::new(self.new_session(user, enforced, false));
         let roles = CatalogRoles { catalog: self.catalog().clone() };
         let provider = PgCatalogSchemaProvider::try_new(UserCatalogInfo { session }, static_tables()?, roles)
             .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;

@@ -32,6 +32,8 @@ pub struct Engine {
     pub(crate) histories: Arc<crate::policy::differencing::Histories>,
     /// One `LINK` at a time: two would each replace the research-ID map from the same previous one.
     pub(crate) linkage: tokio::sync::Mutex<()>,
+    /// The audit trail, when statements are audited.
+    pub(crate) auditor: Option<Arc<crate::audit::Auditor>>,
 }
 
 /// Limits and resources for the queries an engine runs.
@@ -41,6 +43,8 @@ pub struct EngineOptions {
     /// to disk do so when they reach it; others fail with "resources exhausted" (SQLSTATE
     /// 53200) and only that statement fails. `None`: no limit.
     pub query_memory_limit: Option<usize>,
+    /// The audit trail (off by default for embedded use; `kura sql` and `kura serve` turn it on).
+    pub audit: crate::audit::AuditOptions,
 }
 
 impl Engine {
@@ -64,7 +68,11 @@ impl Engine {
         let keys = Arc::new(crate::keys::WarehouseKeys::new(warehouse.store()));
         keys.preload().await?;
         let histories = Arc::new(crate::policy::differencing::Histories::new(warehouse.store()));
-        Ok(Arc::new(Self { warehouse, catalog, options, keys, histories, linkage: tokio::sync::Mutex::new(()) }))
+        let auditor = match options.audit.enabled {
+            true => Some(crate::audit::Auditor::start(&warehouse, &catalog, options.audit.clone()).await?),
+            false => None,
+        };
+        Ok(Arc::new(Self { warehouse, catalog, options, keys, histories, linkage: tokio::sync::Mutex::new(()), auditor }))
     }
 
     /// The warehouse location.
@@ -79,9 +87,30 @@ impl Engine {
 
     /// An embedded session acting as `user` with every right: for callers that already hold the
     /// warehouse's storage credentials (the `kura sql` CLI, loaders, tests), who could read the
-    /// files directly anyway. Servers use [`Engine::login_session`].
+    /// files directly anyway. Servers use [`Engine::login_session`]. Its statements are audited
+    /// (client `local`) when the engine audits.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        self.new_session(user, false)
+        self.new_session(user, false, true)
+    }
+
+    /// A session for Kura's own statements on behalf of a statement being run (not audited on
+    /// their own: the statement that asked for them is).
+    pub(crate) fn internal_session(self: &Arc<Self>, user: &str) -> Session {
+        self.new_session(user, false, false)
+    }
+
+    /// Commits every audit record journaled so far to `audit.statements` (the flusher does so
+    /// every second; call this before exiting).
+    pub async fn flush_audit(&self) -> Result<()> {
+        match &self.auditor {
+            Some(a) => a.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether statements are audited.
+    pub fn audits(&self) -> bool {
+        self.auditor.is_some()
     }
 
     /// A session for a user who logged in: it must be a role with LOGIN, and every statement is
@@ -89,13 +118,13 @@ impl Engine {
     pub async fn login_session(self: &Arc<Self>, user: &str) -> Result<Session> {
         let snapshot = self.catalog.refresh().await?;
         match snapshot.state.roles.get(user) {
-            Some(role) if role.login => Ok(self.new_session(user, true)),
+            Some(role) if role.login => Ok(self.new_session(user, true, true)),
             Some(_) => Err(Error::PermissionDenied(format!("role \"{user}\" is not permitted to log in"))),
             None => Err(Error::PermissionDenied(format!("role \"{user}\" does not exist"))),
         }
     }
 
-    pub(crate) fn new_session(self: &Arc<Self>, user: &str, enforced: bool) -> Session {
+    pub(crate) fn new_session(self: &Arc<Self>, user: &str, enforced: bool, audited: bool) -> Session {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -140,6 +169,10 @@ impl Engine {
             pinned,
             extra_schemas,
             constants: Default::default(),
+            audit: if audited { self.auditor.clone() } else { None },
+            audit_note: Default::default(),
+            client: "local".into(),
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         };
         session.register_catalog(session.snapshot());
         session
@@ -212,6 +245,14 @@ pub struct Session {
     pub(crate) extra_schemas: Arc<crate::provider::ExtraSchemas>,
     /// Rows of constant queries (`SELECT 1`), valid until the settings change.
     constants: crate::constant::ConstantResults,
+    /// Where this session's statements are audited (None: not audited).
+    audit: Option<Arc<crate::audit::Auditor>>,
+    /// What the running statement read and which policies applied, for its audit record.
+    pub(crate) audit_note: Arc<parking_lot::Mutex<crate::audit::Note>>,
+    /// The client's address, for audit records (`local` for embedded sessions).
+    client: String,
+    /// Identifies this session in audit records.
+    id: String,
 }
 
 /// Receives progress of long operations (loads), e.g. to draw a progress bar on a terminal.
@@ -257,7 +298,38 @@ impl Session {
             pinned: self.pinned.clone(),
             extra_schemas: self.extra_schemas.clone(),
             constants: Default::default(),
+            // The statement that forked it is audited; the fork's own work is part of it.
+            audit: None,
+            audit_note: self.audit_note.clone(),
+            client: self.client.clone(),
+            id: self.id.clone(),
         }
+    }
+
+    /// A session for Kura's own statements run on behalf of this session's current statement:
+    /// not subject to the user's grants, not audited on its own, noting what it reads into the
+    /// current statement's record.
+    pub(crate) fn internal(&self) -> Session {
+        let mut s = self.engine.internal_session(&self.user);
+        s.audit_note = self.audit_note.clone();
+        s
+    }
+
+    /// Names the client (`address:port`) in this session's audit records.
+    pub fn set_client(&mut self, client: impl Into<String>) {
+        self.client = client.into();
+    }
+
+    /// Audits a statement the caller answered itself (a server's `SET`, `SHOW`, `BEGIN`):
+    /// `outcome` is Ok, or the error message the client got.
+    pub fn record_statement(&self, text: &str, outcome: std::result::Result<(), String>) -> Result<()> {
+        let Some(auditor) = &self.audit else { return Ok(()) };
+        let snapshot = self.snapshot();
+        crate::audit::StatementAudit::local(auditor.clone(), self.actor(&snapshot), text, outcome)
+    }
+
+    fn actor<'a>(&'a self, snapshot: &'a Snapshot) -> crate::audit::Actor<'a> {
+        crate::audit::Actor { user: &self.user, client: &self.client, session: &self.id, snapshot }
     }
 
     /// Mounts `pg_catalog` (tables and functions client tools query) in this session; with
@@ -311,7 +383,42 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn execute(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
-        crate::names::CURRENT_SCHEMA.scope(self.current_schema(), self.execute_in_schema(stmt)).await
+        crate::names::CURRENT_SCHEMA.scope(self.current_schema(), self.execute_audited(stmt)).await
+    }
+
+    /// Runs a statement and journals its audit record when it ends (see `audit.rs`).
+    async fn execute_audited(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
+        // Boxed: statements nest (linkage runs its own), and debug builds run them on small stacks.
+        let Some(auditor) = &self.audit else { return Box::pin(self.execute_in_schema(stmt)).await };
+        let snapshot = self.snapshot();
+        let mut audit = crate::audit::StatementAudit::start(auditor.clone(), self.actor(&snapshot), &stmt, self.audit_note.clone());
+        if stmt.text.to_ascii_lowercase().contains(kura_catalog::AUDIT_SCHEMA) {
+            // Whoever reads the audit trail sees every statement acknowledged before this one.
+            if let Err(e) = auditor.flush().await {
+                tracing::warn!(error = %e, "audit: flush before reading the audit trail failed");
+            }
+        }
+        match Box::pin(self.execute_in_schema(stmt)).await {
+            Err(e) => {
+                if let Err(journal) = audit.finish(Err(&e)) {
+                    tracing::error!(error = %journal, "audit: could not journal a failed statement");
+                }
+                Err(e)
+            }
+            Ok(StatementOutput::Command { tag, rows }) => {
+                audit.finish(Ok(rows))?;
+                Ok(StatementOutput::Command { tag, rows })
+            }
+            Ok(StatementOutput::Rows(stream)) => Ok(StatementOutput::Rows(crate::audit::AuditedStream::wrap(stream, audit))),
+            Ok(StatementOutput::CopyOut(mut copy)) => {
+                copy.rows = crate::audit::audit_chunks(copy.rows, audit);
+                Ok(StatementOutput::CopyOut(copy))
+            }
+            Ok(StatementOutput::CopyIn(mut copy)) => {
+                copy.set_audit(audit);
+                Ok(StatementOutput::CopyIn(copy))
+            }
+        }
     }
 
     /// The schema unqualified names resolve to (`SET search_path`): the planner's default schema,

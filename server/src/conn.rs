@@ -318,8 +318,19 @@ impl Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let StatementKind::Sql(sql) = &stmt.kind {
-            if let Some(resp) = self.session_statement(client, sql).await? {
-                return Ok(resp);
+            // Statements the server answers itself are audited here, the others by the engine.
+            match self.session_statement(client, sql).await {
+                Ok(None) => {}
+                Ok(Some(resp)) => {
+                    self.session()?.record_statement(&stmt.text, Ok(())).map_err(engine_error)?;
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    if let Ok(session) = self.session() {
+                        let _ = session.record_statement(&stmt.text, Err(e.to_string()));
+                    }
+                    return Err(e);
+                }
             }
         }
         let session = self.session()?;
@@ -720,13 +731,14 @@ impl StartupHandler for Conn {
                             tokio::time::sleep(wait).await;
                             return Err(auth::login_failed(&user));
                         };
-                        let session = match self.shared.engine.login_session(&user).await {
+                        let mut session = match self.shared.engine.login_session(&user).await {
                             Ok(s) => s,
                             Err(e) => {
                                 tracing::warn!(%addr, user, error = %e, "login refused after authentication");
                                 return Err(auth::login_failed(&user));
                             }
                         };
+                        session.set_client(addr.to_string());
                         let pg_catalog = self.shared.pg_catalog_for(&user).map_err(engine_error)?;
                         session.enable_pg_catalog(Some(pg_catalog)).map_err(engine_error)?;
                         if let Some(path) = startup_search_path(client.metadata()) {

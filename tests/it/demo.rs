@@ -197,4 +197,25 @@ async fn demo_roles_see_what_the_readme_says() {
     assert!(policies.len() >= 4, "{policies:?}");
     let err = rows(&analyst, "SHOW POLICIES").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+
+    // auditor: the audit trail, with the municipal user's suppressed probe on record (its
+    // identity literal redacted), and no data.
+    let auditor = connect(&demo, "auditor").await;
+    let probes = rows(
+        &auditor,
+        "SELECT statement, rows, array_to_string(policies, '; ') FROM audit.statements          WHERE user_name = 'municipal_user' AND statement LIKE '%atena_number%'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert!(probes[0][0].contains("atena_number = '<redacted>'"), "{probes:?}");
+    assert!(!probes[0][0].contains(&raw[0][0]), "the atena number reached the audit trail: {probes:?}");
+    assert!(probes[0][2].contains("aggregation"), "{probes:?}");
+    let err = rows(&auditor, "SELECT count(*) FROM resident.residents").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    for user in ["analyst", "researcher", "municipal_user"] {
+        let c = connect(&demo, user).await;
+        let err = rows(&c, "SELECT count(*) FROM audit.statements").await.unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "42501", "{user}: {err}");
+    }
 }

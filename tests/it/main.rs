@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod bypass;
 mod concurrency;
 mod crash;

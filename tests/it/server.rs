@@ -64,6 +64,17 @@ impl TestServer {
         Self { child, port, _dir: dir }
     }
 
+    /// The warehouse folder it serves.
+    pub fn data(&self) -> String {
+        self._dir.path().join("wh").to_string_lossy().into_owned()
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no last flush).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn conninfo(&self, user: &str, password: &str) -> String {
         format!("host=127.0.0.1 port={} user={user} password={password} dbname=kura", self.port)
     }

@@ -27,6 +27,8 @@ pub struct CopyIn {
     sender: Option<tokio::sync::mpsc::Sender<Bytes>>,
     complete: Arc<AtomicBool>,
     load: Option<tokio::task::JoinHandle<Result<u64>>>,
+    /// The COPY statement's audit record, journaled when the load ends (or is abandoned).
+    audit: Option<crate::audit::StatementAudit>,
 }
 
 impl std::fmt::Debug for CopyIn {
@@ -51,12 +53,25 @@ impl CopyIn {
         }
     }
 
+    pub(crate) fn set_audit(&mut self, audit: crate::audit::StatementAudit) {
+        self.audit = Some(audit);
+    }
+
     /// The client sent all its data: load and commit it. Returns the number of rows.
     pub async fn finish(mut self) -> Result<u64> {
         self.complete.store(true, Ordering::SeqCst);
         self.sender = None;
         let load = self.load.take().expect("finished once");
-        load.await.map_err(|e| Error::Invalid(format!("COPY FROM STDIN failed: {e}")))?
+        let result = load.await.map_err(|e| Error::Invalid(format!("COPY FROM STDIN failed: {e}"))).and_then(|r| r);
+        if let Some(mut audit) = self.audit.take() {
+            match &result {
+                Ok(n) => audit.finish(Ok(Some(*n)))?,
+                Err(e) => {
+                    let _ = audit.finish(Err(e));
+                }
+            }
+        }
+        result
     }
 }
 
@@ -120,7 +135,7 @@ pub(crate) async fn copy_in(session: &Session, source: CopySource, options: Copy
     let load = tokio::spawn(async move {
         super::csv_in::load_csv(&session, &name, &columns, "STDIN", Box::new(reader), None, &options).await
     });
-    Ok(CopyIn { columns: width, sender: Some(sender), complete, load: Some(load) })
+    Ok(CopyIn { columns: width, sender: Some(sender), complete, load: Some(load), audit: None })
 }
 
 /// What `COPY ... TO STDOUT` sends: one chunk per row (the header first, if asked for).

@@ -35,6 +35,18 @@ pub(crate) enum Applied {
     Aggregated { policy: String, k: u64, entity_key: Vec<String> },
 }
 
+impl Applied {
+    /// A short description for the audit trail (`mask m_name on name_kana`).
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Applied::Masked { column, policy } => format!("mask {policy} on {column}"),
+            Applied::Filtered { policy } => format!("row filter {policy}"),
+            Applied::Denied { column, policy } => format!("projection {policy} hides {column}"),
+            Applied::Aggregated { policy, k, .. } => format!("aggregation {policy} (k={k})"),
+        }
+    }
+}
+
 /// A protected table as one user sees it. Its plan is `Projection(masks) <- Filter(row access
 /// policies) <- TableScan(raw table)`, already decided for the user (identity checks folded).
 #[derive(Debug)]
