@@ -275,6 +275,11 @@ impl Session {
         &self.user
     }
 
+    /// Identifies this session in audit records (`session_id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Whether this session's statements are checked against the user's privileges.
     pub fn is_enforced(&self) -> bool {
         self.enforced

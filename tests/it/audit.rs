@@ -88,7 +88,7 @@ async fn acknowledged_statements_survive_a_killed_server_without_identity_values
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_auditors_and_operators_read_the_audit_trail_and_nobody_writes_it() {
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let data = server.data();
     let admin = server.admin().await;
     admin
@@ -143,7 +143,7 @@ async fn only_auditors_and_operators_read_the_audit_trail_and_nobody_writes_it()
         assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{sql}: {err}");
     }
     drop(admin);
-    drop(server);
+    server.kill();
     for sql in attempts {
         let (ok, _, err) = kura_sql(&data, sql);
         assert!(!ok && err.contains("audit"), "{sql} was not refused embedded: {err}");
@@ -270,4 +270,35 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_are_recorded_with_files_checksums_rows_and_versions() {
+    let mut server = TestServer::start();
+    let data = server.data();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("visits.csv");
+    std::fs::write(&csv, "id,ward\n1,east\n2,west\nx,bad\n3,east\n").unwrap();
+    let sha = Command::new("sha256sum").arg(&csv).output().unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap().to_string();
+    let admin = server.admin().await;
+    admin.batch_execute("CREATE SCHEMA clinic; CREATE TABLE clinic.visits (id BIGINT, ward TEXT)").await.unwrap();
+    let copy = format!("COPY clinic.visits FROM '{}' WITH (FORMAT csv, HEADER true, REJECTS_TABLE 'clinic.rejects')", csv.display());
+    admin.batch_execute(&copy).await.unwrap();
+    // The client's data, through psql's \copy (COPY ... FROM STDIN).
+    let (ok, _, err) = server.psql("kura", crate::server::ADMIN_PASSWORD, &["-c", &format!("\\copy clinic.visits FROM '{}' WITH (FORMAT csv, HEADER true, REJECTS_TABLE 'clinic.rejects')", csv.display())]);
+    assert!(ok, "{err}");
+    drop(admin);
+    server.kill();
+    let (ok, out, err) = kura_sql(
+        &data,
+        "SELECT target_table, source, format, array_to_string(files, ','), array_to_string(checksums, ','), bytes, rows, rejected, \
+         version_before, version_after FROM audit.ingestions ORDER BY at",
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let path = csv.display().to_string();
+    assert_eq!(lines[0], format!("clinic.visits,{path},csv,{path},sha256:{sha},35,3,1,0,1"), "{out}");
+    assert!(lines[1].starts_with(&format!("clinic.visits,STDIN,csv,,sha256:")) && lines[1].ends_with(",3,1,1,2"), "{out}");
 }

@@ -453,25 +453,161 @@ fn read_segment(path: &Path) -> Vec<Record> {
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+/// The audit schema's tables: the chain of statements, and the records of loads.
+fn system_tables() -> [(&'static str, SchemaRef); 2] {
+    [(AUDIT_TABLE, table_schema()), (INGESTIONS_TABLE, ingestions_schema())]
+}
+
+/// Creates the audit schema's tables that do not exist yet; returns the statements table's
+/// location.
 async fn ensure_table(warehouse: &Warehouse, catalog: &Catalog) -> Result<String> {
-    let snapshot = catalog.refresh().await?;
-    if let Ok(entry) = snapshot.state.table(AUDIT_SCHEMA, AUDIT_TABLE) {
-        return Ok(entry.location.clone());
+    let mut snapshot = catalog.refresh().await?;
+    for (name, schema) in system_tables() {
+        if snapshot.state.table(AUDIT_SCHEMA, name).is_ok() {
+            continue;
+        }
+        let mut entry = TableEntry::new(name, vec![]);
+        entry.owner = String::new();
+        warehouse.create_table(&entry.location, name, &schema, &[]).await?;
+        snapshot = catalog
+            .commit_system("kura", &format!("CREATE {AUDIT_SCHEMA}.{name}"), |s| {
+                s.create_schema(SchemaEntry::new(AUDIT_SCHEMA), true)?;
+                if s.table(AUDIT_SCHEMA, name).is_err() {
+                    s.create_table(AUDIT_SCHEMA, entry.clone())?;
+                }
+                Ok(())
+            })
+            .await?;
     }
-    let mut entry = TableEntry::new(AUDIT_TABLE, vec![]);
-    entry.owner = String::new();
-    warehouse.create_table(&entry.location, AUDIT_TABLE, &table_schema(), &[]).await?;
-    let snapshot = catalog
-        .commit_system("kura", "CREATE AUDIT TRAIL", |s| {
-            s.create_schema(SchemaEntry::new(AUDIT_SCHEMA), true)?;
-            if s.table(AUDIT_SCHEMA, AUDIT_TABLE).is_err() {
-                s.create_table(AUDIT_SCHEMA, entry.clone())?;
-            }
-            Ok(())
-        })
-        .await?;
-    // Another process may have created it first; its table is the one.
+    // Another process may have created them first; its tables are the ones.
     Ok(snapshot.state.table(AUDIT_SCHEMA, AUDIT_TABLE).map_err(Error::catalog)?.location.clone())
+}
+
+/// The table of load records, in schema [`AUDIT_SCHEMA`].
+pub const INGESTIONS_TABLE: &str = "ingestions";
+
+fn ingestions_schema() -> SchemaRef {
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("user_name", DataType::Utf8, false),
+        Field::new("session_id", DataType::Utf8, false),
+        Field::new("target_table", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("files", list(), true),
+        Field::new("checksums", list(), true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("rejected", DataType::Int64, false),
+        Field::new("version_before", DataType::Int64, true),
+        Field::new("version_after", DataType::Int64, true),
+    ]))
+}
+
+/// One load (COPY FROM a file or STDIN): where it came from and what it made.
+#[derive(Debug, Clone)]
+pub(crate) struct Ingestion {
+    pub(crate) table: String,
+    /// The path as given, or `STDIN`.
+    pub(crate) source: String,
+    pub(crate) format: String,
+    pub(crate) files: Vec<String>,
+    /// `sha256:<hex>` of each file's bytes (of the client's data for STDIN).
+    pub(crate) checksums: Vec<String>,
+    pub(crate) bytes: Option<u64>,
+    pub(crate) rows: u64,
+    pub(crate) rejected: u64,
+    pub(crate) version_before: Option<u64>,
+    pub(crate) version_after: Option<u64>,
+}
+
+/// Appends a load's record to `audit.ingestions` (when the engine audits).
+pub(crate) async fn record_ingestion(session: &crate::Session, ing: Ingestion) -> Result<()> {
+    if session.engine.auditor.is_none() {
+        return Ok(());
+    }
+    let mut files = ListBuilder::new(StringBuilder::new());
+    let mut checksums = ListBuilder::new(StringBuilder::new());
+    for (b, v) in [(&mut files, &ing.files), (&mut checksums, &ing.checksums)] {
+        for x in v {
+            b.values().append_value(x);
+        }
+        b.append(true);
+    }
+    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
+    let int = |v: Option<i64>| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v])) as ArrayRef;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
+        text(session.user()),
+        text(session.id()),
+        text(&ing.table),
+        text(&ing.source),
+        text(&ing.format),
+        Arc::new(files.finish()),
+        Arc::new(checksums.finish()),
+        int(ing.bytes.map(|b| b as i64)),
+        int(Some(ing.rows as i64)),
+        int(Some(ing.rejected as i64)),
+        int(ing.version_before.map(|v| v as i64)),
+        int(ing.version_after.map(|v| v as i64)),
+    ];
+    append_system_rows(session.engine(), INGESTIONS_TABLE, columns).await
+}
+
+/// Appends rows (columns in the table's order) to a table of the audit schema, cast to its
+/// stored types, in one commit.
+async fn append_system_rows(engine: &crate::Engine, name: &str, columns: Vec<ArrayRef>) -> Result<()> {
+    let snapshot = engine.catalog().refresh().await?;
+    let entry = snapshot.state.table(AUDIT_SCHEMA, name).map_err(Error::catalog)?;
+    let table = engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    let target = table.snapshot()?.snapshot().arrow_schema();
+    let columns = columns
+        .iter()
+        .zip(target.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Invalid(format!("{AUDIT_SCHEMA}.{name}: {e}")))?;
+    let batch = RecordBatch::try_new(target, columns).map_err(|e| Error::Invalid(format!("{AUDIT_SCHEMA}.{name}: {e}")))?;
+    let table = table.write(vec![batch]).with_save_mode(deltalake::protocol::SaveMode::Append).await?;
+    if let Err(e) = kura_storage::checkpoint_if_due(&table).await {
+        tracing::warn!(error = %e, table = name, "audit: checkpoint failed");
+    }
+    Ok(())
+}
+
+/// SHA-256 of everything read through it (a load's checksum, computed as it reads).
+pub(crate) struct HashingReader<R> {
+    pub(crate) inner: R,
+    pub(crate) digest: Arc<Mutex<ring::digest::Context>>,
+}
+
+impl<R> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> (Self, Arc<Mutex<ring::digest::Context>>) {
+        let digest = Arc::new(Mutex::new(ring::digest::Context::new(&ring::digest::SHA256)));
+        (Self { inner, digest: digest.clone() }, digest)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.lock().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// `sha256:<hex>` of what a [`HashingReader`] read.
+pub(crate) fn digest_hex(digest: &Mutex<ring::digest::Context>) -> String {
+    let d = digest.lock().clone().finish();
+    format!("sha256:{}", d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// `sha256:<hex>` of a whole file.
+pub(crate) fn file_digest(path: &Path) -> std::io::Result<String> {
+    let (mut reader, digest) = HashingReader::new(std::fs::File::open(path)?);
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(digest_hex(&digest))
 }
 
 async fn read_tail(table: &deltalake::DeltaTable) -> Result<Tail> {
