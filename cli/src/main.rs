@@ -131,6 +131,25 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Provisions (made with the SQL statement PROVIDE): `kura provision verify DIR` checks a
+    /// provision's files against its manifest.
+    Provision {
+        #[command(subcommand)]
+        command: ProvisionCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProvisionCommand {
+    /// Check each file's SHA-256 against manifest.json and, with --data, the manifest against the
+    /// warehouse's record of the provision.
+    Verify {
+        /// The provision's folder.
+        dir: PathBuf,
+        /// The warehouse that made it.
+        #[arg(long, env = "KURA_DATA")]
+        data: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +232,23 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 Ok(std::process::ExitCode::SUCCESS)
             } else {
                 println!("audit trail NOT intact: {} problem(s) in {} records; head {head}", report.problems.len(), report.records);
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        }
+        Command::Provision { command: ProvisionCommand::Verify { dir, data } } => {
+            let engine = match &data {
+                Some(d) => Some(Engine::open(d).await.with_context(|| format!("cannot open warehouse {d}"))?),
+                None => None,
+            };
+            let (id, problems) = kura_engine::verify_provision(&dir, engine.as_deref()).await?;
+            for p in &problems {
+                println!("NOT VERIFIED: {p}");
+            }
+            if problems.is_empty() {
+                let against = if data.is_some() { "its manifest and the warehouse's record" } else { "its manifest" };
+                println!("provision {id} verifies against {against}");
+                Ok(std::process::ExitCode::SUCCESS)
+            } else {
                 Ok(std::process::ExitCode::FAILURE)
             }
         }

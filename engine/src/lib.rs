@@ -40,6 +40,7 @@ mod parser;
 mod pg;
 mod policy;
 mod provider;
+mod provision;
 mod scan;
 pub mod scram;
 mod session;
@@ -55,6 +56,7 @@ pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
 pub use params::bind_parameters;
 pub use policy::{ExplainPrivacy, PolicyStatement, PrivacyTarget};
+pub use provision::{ProvideSource, ProvideStatement, ProvisionKind, verify_provision};
 pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 
 /// Re-exports so that upper layers use the engine's versions.

@@ -45,7 +45,7 @@ use crate::{Error, Result};
 pub(crate) type BaseColumn = (String, String, String);
 
 /// Source columns that identify a person directly: never copied out of the zone.
-const DIRECT: &[&str] = &["source_key", "name_kana", "name_kanji", "insured_symbol", "insured_number", "insured_suffix", "id1", "id2"];
+pub(crate) const DIRECT: &[&str] = &["source_key", "name_kana", "name_kanji", "insured_symbol", "insured_number", "insured_suffix", "id1", "id2"];
 /// Source columns that identify in combination: held back unless `KEEP` names them.
 const QUASI: &[&str] = &["birth_date", "sex", "postal_code", "insurer_number"];
 

@@ -35,6 +35,8 @@ pub enum StatementKind {
     ExplainPrivacy(Box<crate::policy::ExplainPrivacy>),
     /// Research-ID linkage: `CREATE/DROP LINKAGE SOURCE`, `SHOW LINKAGE SOURCES`, `LINK`.
     Linkage(Box<crate::linkage::LinkageStatement>),
+    /// `PROVIDE`: an approved export for a recipient, with its manifest and record.
+    Provide(Box<crate::provision::ProvideStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -96,6 +98,8 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
         let start = next.span.start;
         let kind = if crate::extract::at_extract(&parser) {
             StatementKind::Extract(Box::new(crate::extract::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::provision::at_provide(&parser) {
+            StatementKind::Provide(Box::new(crate::provision::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::linkage::at_linkage(&parser) {
             StatementKind::Linkage(Box::new(crate::linkage::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::policy::explain::at_explain_privacy(&parser) {

@@ -168,11 +168,15 @@ impl KuraSchemaProvider {
         // SECURITY: the only place a table is handed to the planner; it goes raw only while a
         // policy body is planned, when the user's policies on it are all the identity, or to an
         // embedded session (which holds the storage credentials and could read the files).
-        if crate::policy::planning_policy() || !self.visibility.enforced {
+        // A provision applies refusals to everyone, embedded sessions included (and only those).
+        let refusals_only = !self.visibility.enforced;
+        if crate::policy::planning_policy() || (refusals_only && !crate::policy::plan::refusals_for_all()) {
             return Ok(Some(raw));
         }
         if entry.policies.is_empty() && !self.snapshot.state.carries_refusals(&self.schema, name) {
-            crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, None)?;
+            if !refusals_only {
+                crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, None)?;
+            }
             return Ok(Some(raw));
         }
         let state = {
@@ -184,11 +188,22 @@ impl KuraSchemaProvider {
             TableVersionSpec::Latest => name.to_string(),
             _ => reference_name,
         };
-        let policed =
-            crate::policy::plan::policed_table(state, &self.visibility.keys, &self.snapshot, &self.schema, name, &raw_name, &raw.schema(), &self.visibility.user)
-                .await?;
+        let policed = crate::policy::plan::policed_table(
+            state,
+            &self.visibility.keys,
+            &self.snapshot,
+            &self.schema,
+            name,
+            &raw_name,
+            &raw.schema(),
+            &self.visibility.user,
+            refusals_only,
+        )
+        .await?;
         // SECURITY: the identity zone holds whatever the policies say; checked on what they did.
-        crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, policed.as_ref())?;
+        if !refusals_only {
+            crate::linked::check_zone(&self.snapshot.state, &self.visibility.user, &self.schema, name, policed.as_ref())?;
+        }
         Ok(Some(match policed {
             Some(p) => Arc::new(p),
             None => raw,

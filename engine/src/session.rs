@@ -470,6 +470,10 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::policy::explain::execute(self, *explain).await
             }
+            StatementKind::Provide(provide) => {
+                self.pin_catalog().await?;
+                Box::pin(crate::provision::execute(self, *provide, &stmt.text)).await
+            }
             StatementKind::Linkage(linkage) => {
                 self.pin_catalog().await?;
                 // Boxed: a linkage's future is large, and debug builds run it on small stacks.

@@ -302,3 +302,134 @@ async fn loads_are_recorded_with_files_checksums_rows_and_versions() {
     assert_eq!(lines[0], format!("clinic.visits,{path},csv,{path},sha256:{sha},35,3,1,0,1"), "{out}");
     assert!(lines[1].starts_with(&format!("clinic.visits,STDIN,csv,,sha256:")) && lines[1].ends_with(",3,1,1,2"), "{out}");
 }
+
+/// A demo warehouse (linked research tables, refusals in the consent registry), built once.
+fn demo_warehouse(dir: &std::path::Path) -> String {
+    let out = Command::new(kura_bin())
+        .args(["demo", "--data", dir.join("demo").to_str().unwrap(), "--persons", "2000", "--no-serve"])
+        .env("KURA_DEMO_PASSWORD", "demo-pw")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kura demo: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join("demo").join("warehouse").to_string_lossy().into_owned()
+}
+
+fn column(out: &str) -> Vec<String> {
+    out.lines().skip(1).map(str::to_string).collect()
+}
+
+async fn parquet_ids(path: &std::path::Path) -> Vec<i64> {
+    let ctx = kura_engine::datafusion::prelude::SessionContext::new();
+    let df = ctx.read_parquet(path.to_str().unwrap(), Default::default()).await.unwrap();
+    let batches = df.select_columns(&["research_id"]).unwrap().collect().await.unwrap();
+    batches.iter().flat_map(|b| cast(b.column(0), &DataType::Int64).unwrap().as_primitive::<kura_engine::datafusion::arrow::datatypes::Int64Type>().values().to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisions_write_verified_files_record_persons_and_leave_out_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_warehouse(dir.path());
+    let sql = |q: &str| {
+        let (ok, out, err) = kura_sql(&data, q);
+        assert!(ok, "{q}: {err}");
+        column(&out)
+    };
+    // A refused person with checkups, and one not yet refused.
+    let refused: i64 = sql("SELECT o.research_id FROM linkage.optout_ids o JOIN research.checkups c USING (research_id) ORDER BY 1 LIMIT 1")[0].parse().unwrap();
+    let later = sql(&format!(
+        "SELECT r.source_key, r.research_id FROM linkage.research_ids r JOIN research.checkups c USING (research_id) \
+         WHERE r.source = 'resident' AND r.research_id NOT IN (SELECT research_id FROM linkage.optout_ids) ORDER BY 2 LIMIT 1"
+    ))[0]
+        .clone();
+    let (later_key, later_id) = later.split_once(',').unwrap();
+    let later_id: i64 = later_id.parse().unwrap();
+    let all_rows: usize = sql("SELECT count(*) FROM research.checkups WHERE research_id IS NOT NULL")[0].parse().unwrap();
+
+    // Pseudonymised, by the embedded superuser: refusals bind it all the same.
+    let p1 = dir.path().join("p1");
+    sql(&format!(
+        "PROVIDE (SELECT research_id, sex, checkup_date FROM research.checkups) TO 'Example University' APPROVAL 'IRB-2026-001' \
+         AS PSEUDONYMISED INTO '{}'",
+        p1.display()
+    ));
+    let ids = parquet_ids(&p1.join("data.parquet")).await;
+    assert!(!ids.is_empty() && ids.len() < all_rows, "{} of {all_rows} rows", ids.len());
+    assert!(!ids.contains(&refused), "a refused person was provided");
+    assert!(ids.contains(&later_id));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(p1.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["approval_id"], "IRB-2026-001");
+    assert_eq!(manifest["files"][0]["rows"].as_u64().unwrap() as usize, ids.len());
+    let id1 = manifest["provision_id"].as_str().unwrap().to_string();
+    let verify = |p: &std::path::Path| {
+        let out = Command::new(kura_bin()).args(["provision", "verify", p.to_str().unwrap(), "--data", &data]).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, report) = verify(&p1);
+    assert!(ok, "{report}");
+    let persons = sql(&format!("SELECT count(*) FROM audit.provision_persons WHERE provision_id = '{id1}'"));
+    let distinct: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(persons[0], distinct.len().to_string());
+
+    // A refusal after the provision: the next provision leaves the person out, and the record
+    // shows the earlier one touched them.
+    sql(&format!("OPT OUT resident KEY '{later_key}' NOTE 'letter'"));
+    let p2 = dir.path().join("p2");
+    sql(&format!(
+        "PROVIDE (SELECT research_id, sex FROM research.checkups) TO 'City of Example' APPROVAL 'IRB-2026-002' AS ANONYMISED \
+         INTO '{}' FORMAT CSV",
+        p2.display()
+    ));
+    let csv = std::fs::read_to_string(p2.join("data.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("sex"), "an anonymised provision carries no research ID");
+    let touched = sql(&format!(
+        "SELECT p.provision_id FROM audit.provision_persons p JOIN linkage.optout_ids o USING (research_id) \
+         WHERE o.research_id = {later_id} ORDER BY 1"
+    ));
+    assert_eq!(touched, vec![id1.clone()], "only the provision made before the refusal touched the person");
+
+    // Aggregates name their cohort; bad provisions are refused and write nothing.
+    let p3 = dir.path().join("p3");
+    let (ok, _, err) = kura_sql(&data, &format!(
+        "PROVIDE (SELECT sex, count(*) FROM research.checkups GROUP BY sex) TO 'x' APPROVAL 'IRB-3' AS ANONYMISED INTO '{}'",
+        p3.display()
+    ));
+    assert!(!ok && err.contains("whom it touches"), "{err}");
+    assert!(!p3.exists());
+    sql(&format!(
+        "PROVIDE (SELECT sex, count(*) AS n FROM research.checkups GROUP BY sex) TO 'x' APPROVAL 'IRB-3' AS ANONYMISED INTO '{}' \
+         PERSONS (SELECT research_id FROM research.checkups)",
+        p3.display()
+    ));
+    let (ok, _, err) = kura_sql(&data, &format!(
+        "PROVIDE (SELECT name_kana, 1 AS research_id FROM resident.residents) TO 'x' APPROVAL 'IRB-4' AS PSEUDONYMISED INTO '{}'",
+        dir.path().join("p4").display()
+    ));
+    assert!(!ok && err.contains("name_kana"), "{err}");
+    let (ok, _, err) = kura_sql(&data, &format!(
+        "PROVIDE (SELECT research_id FROM research.checkups) TO 'x' APPROVAL 'IRB-5' AS PSEUDONYMISED INTO '{}'",
+        p1.display()
+    ));
+    assert!(!ok && err.contains("never overwrites"), "{err}");
+
+    // Tampering shows: a changed data file, a changed manifest.
+    let data_file = p2.join("data.csv");
+    std::fs::write(&data_file, csv.replacen('1', "2", 1)).unwrap();
+    let (ok, report) = verify(&p2);
+    assert!(!ok && report.contains("data.csv"), "{report}");
+    let m = std::fs::read_to_string(p1.join("manifest.json")).unwrap();
+    std::fs::write(p1.join("manifest.json"), m.replace("Example University", "Another University")).unwrap();
+    let (ok, report) = verify(&p1);
+    assert!(!ok && report.contains("manifest.json differs"), "{report}");
+
+    // Over the wire: operators provide, others may not.
+    let server = TestServer::serve(&data, &[]);
+    let p5 = dir.path().join("p5");
+    let provide = format!("PROVIDE (SELECT research_id FROM research.checkups) TO 'x' APPROVAL 'IRB-6' AS PSEUDONYMISED INTO '{}'", p5.display());
+    let analyst = server.connect("analyst", "demo-pw").await.unwrap();
+    let err = analyst.simple_query(&provide).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+    let operator = server.connect("operator", "demo-pw").await.unwrap();
+    operator.simple_query(&provide).await.unwrap();
+    let ids = parquet_ids(&p5.join("data.parquet")).await;
+    assert!(!ids.contains(&refused) && !ids.contains(&later_id), "refusals bind operators' provisions");
+}

@@ -16,7 +16,9 @@ pub const ADMIN_PASSWORD: &str = "admin-Pa55";
 pub struct TestServer {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    /// The folder of the warehouse it created (None when it serves one it was given).
+    _dir: Option<tempfile::TempDir>,
+    data: String,
 }
 
 impl Drop for TestServer {
@@ -33,15 +35,22 @@ impl TestServer {
 
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("wh");
+        let data = dir.path().join("wh").to_string_lossy().into_owned();
         let init = Command::new(kura_bin())
-            .args(["init", "--data", data.to_str().unwrap()])
+            .args(["init", "--data", &data])
             .env("KURA_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .output()
             .unwrap();
         assert!(init.status.success(), "kura init: {}", String::from_utf8_lossy(&init.stderr));
+        let mut server = Self::serve(&data, extra);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Serves an existing warehouse (its users and passwords are the caller's).
+    pub fn serve(data: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(kura_bin())
-            .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
             .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -61,12 +70,12 @@ impl TestServer {
         // Keep draining the server's log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let port = port.expect("server announced its address");
-        Self { child, port, _dir: dir }
+        Self { child, port, _dir: None, data: data.to_string() }
     }
 
     /// The warehouse folder it serves.
     pub fn data(&self) -> String {
-        self._dir.path().join("wh").to_string_lossy().into_owned()
+        self.data.clone()
     }
 
     /// Kills the server with SIGKILL (no shutdown, no last flush).

@@ -454,8 +454,114 @@ fn read_segment(path: &Path) -> Vec<Record> {
 }
 
 /// The audit schema's tables: the chain of statements, and the records of loads.
-fn system_tables() -> [(&'static str, SchemaRef); 2] {
-    [(AUDIT_TABLE, table_schema()), (INGESTIONS_TABLE, ingestions_schema())]
+fn system_tables() -> [(&'static str, SchemaRef); 4] {
+    [
+        (AUDIT_TABLE, table_schema()),
+        (INGESTIONS_TABLE, ingestions_schema()),
+        (PROVISIONS_TABLE, provisions_schema()),
+        (PROVISION_PERSONS_TABLE, provision_persons_schema()),
+    ]
+}
+
+/// The table of provisions, in schema [`AUDIT_SCHEMA`].
+pub const PROVISIONS_TABLE: &str = "provisions";
+/// The research IDs each provision touched, in schema [`AUDIT_SCHEMA`].
+pub const PROVISION_PERSONS_TABLE: &str = "provision_persons";
+
+fn provisions_schema() -> SchemaRef {
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("provision_id", DataType::Utf8, false),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("user_name", DataType::Utf8, false),
+        Field::new("approval_id", DataType::Utf8, false),
+        Field::new("recipient", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("destination", DataType::Utf8, false),
+        Field::new("files", list(), true),
+        Field::new("checksums", list(), true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("persons", DataType::Int64, false),
+        Field::new("manifest_sha256", DataType::Utf8, false),
+    ]))
+}
+
+fn provision_persons_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("provision_id", DataType::Utf8, false),
+        Field::new("research_id", DataType::Int64, false),
+    ]))
+}
+
+/// A provision, for its record.
+#[derive(Debug, Clone)]
+pub(crate) struct Provision {
+    pub(crate) id: String,
+    pub(crate) approval: String,
+    pub(crate) recipient: String,
+    pub(crate) kind: String,
+    pub(crate) destination: String,
+    pub(crate) files: Vec<String>,
+    pub(crate) checksums: Vec<String>,
+    pub(crate) rows: u64,
+    pub(crate) manifest_sha256: String,
+}
+
+/// Records a provision and the research IDs it touched.
+pub(crate) async fn record_provision(session: &crate::Session, p: Provision, ids: &std::collections::BTreeSet<i64>) -> Result<()> {
+    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
+    let int = |v: i64| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v])) as ArrayRef;
+    let list = |v: &[String]| {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for x in v {
+            b.values().append_value(x);
+        }
+        b.append(true);
+        Arc::new(b.finish()) as ArrayRef
+    };
+    // The persons first: a provision on record always has its persons.
+    let n = ids.len();
+    append_system_rows(
+        session.engine(),
+        PROVISION_PERSONS_TABLE,
+        vec![
+            Arc::new(datafusion::arrow::array::StringArray::from(vec![p.id.clone(); n])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(ids.iter().copied().collect::<Vec<_>>())),
+        ],
+    )
+    .await?;
+    append_system_rows(
+        session.engine(),
+        PROVISIONS_TABLE,
+        vec![
+            text(&p.id),
+            Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
+            text(session.user()),
+            text(&p.approval),
+            text(&p.recipient),
+            text(&p.kind),
+            text(&p.destination),
+            list(&p.files),
+            list(&p.checksums),
+            int(p.rows as i64),
+            int(n as i64),
+            text(&p.manifest_sha256),
+        ],
+    )
+    .await
+}
+
+/// The manifest checksum recorded for provision `id`.
+pub(crate) async fn provision_manifest_sha(engine: &crate::Engine, id: &str) -> Result<Option<String>> {
+    let snapshot = engine.catalog().refresh().await?;
+    let Ok(entry) = snapshot.state.table(AUDIT_SCHEMA, PROVISIONS_TABLE) else { return Ok(None) };
+    let table = engine.warehouse().open_table(&entry.location, &TableVersionSpec::Latest).await?;
+    let found = verify::query_strings(
+        &table,
+        &format!("SELECT manifest_sha256 FROM audit WHERE provision_id = {}", crate::names::sql_literal(id)),
+    )
+    .await?;
+    Ok(found.into_iter().next())
 }
 
 /// Creates the audit schema's tables that do not exist yet; returns the statements table's
@@ -889,6 +995,7 @@ fn written_objects(stmt: &ParsedStatement) -> Vec<String> {
         },
         StatementKind::Access(_) | StatementKind::Policy(_) => vec!["catalog".into()],
         StatementKind::ExplainPrivacy(_) => vec![],
+        StatementKind::Provide(p) => vec![format!("file:{}", p.into)],
     }
 }
 

@@ -205,9 +205,11 @@ pub(crate) async fn policed_table(
     raw_name: &str,
     raw_schema: &SchemaRef,
     user: &str,
+    refusals_only: bool,
 ) -> Result<Option<PolicedTable>> {
     let Ok(entry) = snapshot.state.table(schema, table) else { return Ok(None) };
-    let policies = &entry.policies;
+    let none = Default::default();
+    let policies = if refusals_only { &none } else { &entry.policies };
     let optout = optout_filter(snapshot, entry, schema, table, user, raw_schema)?;
     if policies.is_empty() && optout.is_none() {
         return Ok(None);
@@ -329,6 +331,16 @@ pub(crate) async fn policed_table(
 /// How `EXPLAIN PRIVACY` and the write guard name the automatic opt-out filter.
 pub(crate) const OPTOUT_FILTER: &str = "opt-out registry (linkage.optouts)";
 
+tokio::task_local! {
+    /// Set while a provision is planned: refusals bind operators and embedded sessions too.
+    pub(crate) static REFUSALS_FOR_ALL: bool;
+}
+
+/// Whether refusals bind everyone now (a provision is being planned).
+pub(crate) fn refusals_for_all() -> bool {
+    REFUSALS_FOR_ALL.try_with(|b| *b).unwrap_or(false)
+}
+
 /// The automatic opt-out filter of a linked table (by research ID; rows not linked yet are held
 /// back too) or of a linked table's base (by source key), for a user who is not an operator,
 /// with the owner of the linkage source whose rights read the registry.
@@ -340,7 +352,7 @@ fn optout_filter(
     user: &str,
     raw_schema: &SchemaRef,
 ) -> Result<Option<(SqlExpr, String)>> {
-    if snapshot.state.is_operator(user) {
+    if snapshot.state.is_operator(user) && !refusals_for_all() {
         return Ok(None);
     }
     let (text, source) = if let Some(l) = &entry.linked {
