@@ -39,6 +39,7 @@ mod parser;
 mod pg;
 mod policy;
 mod provider;
+mod read_only;
 mod scan;
 pub mod scram;
 mod session;
