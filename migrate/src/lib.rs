@@ -219,8 +219,11 @@ impl Run {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let started_bytes = self.bar.position();
-            let on_bytes = |n: u64| self.bar.inc(n);
+            let this_attempt = std::sync::atomic::AtomicU64::new(0);
+            let on_bytes = |n: u64| {
+                this_attempt.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                self.bar.inc(n);
+            };
             match transfer::copy_object(
                 &self.source,
                 &self.destination,
@@ -254,7 +257,8 @@ impl Run {
                 Err(e) if attempt < 3 => {
                     tracing::warn!(path = %object.path, error = %e, attempt, "copy failed; retrying");
                     // Do not count the failed attempt's bytes twice.
-                    self.bar.set_position(started_bytes);
+                    let counted = this_attempt.load(std::sync::atomic::Ordering::Relaxed);
+                    self.bar.set_position(self.bar.position().saturating_sub(counted));
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
                 Err(e) => return Err(e),
@@ -435,11 +439,12 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Report> {
             {
                 let mut r = run.report.lock().expect("report lock");
                 r.passes += 1;
+                // Skipped counts what earlier runs had done; a cutover's second pass skips what
+                // its first pass copied.
                 if r.passes == 1 {
                     for o in &plan.skipped {
                         r.skipped.add(o.size);
                     }
-                    r.listed = Tally::default();
                 }
                 r.listed = Tally::default();
                 for o in plan.skipped.iter().chain(plan.copy.values().flatten()) {

@@ -143,12 +143,7 @@ pub async fn copy_object(
         let outcome: Result<()> = async {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(Error::store(from))?;
-                if let Some(t) = throttle {
-                    t.take(chunk.len()).await;
-                }
-                sums.update(&chunk);
-                sent += chunk.len() as u64;
-                on_bytes(chunk.len() as u64);
+                account(&chunk, throttle, &mut sums, &mut sent, on_bytes).await;
                 writer.wait_for_capacity(config.part_concurrency).await.map_err(Error::store(to))?;
                 writer.put(chunk);
             }
@@ -165,12 +160,7 @@ pub async fn copy_object(
         let mut chunks: Vec<Bytes> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(Error::store(from))?;
-            if let Some(t) = throttle {
-                t.take(chunk.len()).await;
-            }
-            sums.update(&chunk);
-            sent += chunk.len() as u64;
-            on_bytes(chunk.len() as u64);
+            account(&chunk, throttle, &mut sums, &mut sent, on_bytes).await;
             chunks.push(chunk);
         }
         destination.put(&path, PutPayload::from_iter(chunks)).await.map_err(Error::store(to))?
@@ -191,6 +181,22 @@ pub async fn copy_object(
         }
     }
     Ok(Sent { bytes: sent, md5, etag_checked })
+}
+
+/// Paces, hashes and counts one chunk read from the source.
+async fn account(
+    chunk: &[u8],
+    throttle: Option<&Throttle>,
+    sums: &mut Checksums,
+    sent: &mut u64,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) {
+    if let Some(t) = throttle {
+        t.take(chunk.len()).await;
+    }
+    sums.update(chunk);
+    *sent += chunk.len() as u64;
+    on_bytes(chunk.len() as u64);
 }
 
 /// Whether an ETag has MD5's form (32 hex digits, optionally `-<parts>`).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kura_engine::datafusion::arrow::util::pretty::pretty_format_batches;
 
-use crate::support::kura_bin;
+use crate::support::{files_below as files, kura_bin};
 
 /// `kura demo --no-serve` with `persons`: returns the warehouse folder.
 pub fn demo_warehouse(dir: &Path, persons: u32) -> PathBuf {
@@ -38,17 +38,6 @@ fn migrate(args: &[&str], report: &Path) -> (Output, Option<serde_json::Value>) 
 
 fn n(report: &serde_json::Value, what: &str) -> u64 {
     report[what]["objects"].as_u64().unwrap_or_else(|| panic!("no {what} in {report}"))
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
-        }
-    }
-    out
 }
 
 /// What the demo's users see, as text: raw, pseudonymised (keys), linked (linkage), anonymised.
