@@ -2,7 +2,8 @@
 //!
 //! `kura demo` builds and serves a demo warehouse from synthetic data; `kura init` and
 //! `kura serve` set up and serve a warehouse over the PostgreSQL protocol; `kura sql` runs SQL
-//! against a warehouse in-process; `kura datagen` writes synthetic source files.
+//! against a warehouse in-process; `kura datagen` writes synthetic source files; `kura migrate`
+//! moves a warehouse between locations.
 
 mod progress;
 mod render;
@@ -99,6 +100,43 @@ enum Command {
         /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
         #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
         data: String,
+    },
+    /// Copy a whole warehouse to another location (folder <-> S3, S3 -> S3), resumably and
+    /// verified; run it again to copy what changed; --cutover to finish the move.
+    Migrate {
+        /// Source warehouse: a folder, file:// or s3://bucket/prefix.
+        #[arg(long)]
+        from: String,
+        /// Destination: an empty location, or one an earlier run of this migration filled.
+        #[arg(long, required_unless_present = "reopen")]
+        to: Option<String>,
+        /// Only list what would be copied and removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Make the source read-only, copy the last changes, verify, and print the new URL.
+        #[arg(long)]
+        cutover: bool,
+        /// Lift the read-only flag a cutover left on --from (roll back to the old location).
+        #[arg(long, conflicts_with_all = ["to", "dry_run", "cutover"])]
+        reopen: bool,
+        /// Objects transferred at once.
+        #[arg(long, default_value_t = 16)]
+        jobs: usize,
+        /// Bandwidth cap across all transfers, per second (e.g. 50MB).
+        #[arg(long, value_parser = parse_size)]
+        bandwidth: Option<usize>,
+        /// Objects this large or larger are uploaded in parts (e.g. 32MB).
+        #[arg(long, default_value = "32MB", value_parser = parse_size)]
+        multipart_threshold: usize,
+        /// Part size of multipart uploads (at least 5MB for S3).
+        #[arg(long, default_value = "16MB", value_parser = parse_size)]
+        part_size: usize,
+        /// Also write the report as JSON to this file (and as text next to it, .txt).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Seconds a location may take to answer before it is called unreachable.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
     /// Serve a warehouse over the PostgreSQL protocol (psql, drivers, BI tools).
     Serve {
@@ -272,6 +310,33 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
         Command::Init { data } => init(&data).await,
+        Command::Migrate {
+            from,
+            to,
+            dry_run,
+            cutover,
+            reopen,
+            jobs,
+            bandwidth,
+            multipart_threshold,
+            part_size,
+            report,
+            timeout,
+        } => {
+            if reopen {
+                return migrate_reopen(&from).await;
+            }
+            let mut options = kura_migrate::MigrateOptions::new(from, to.unwrap_or_default());
+            options.dry_run = dry_run;
+            options.cutover = cutover;
+            options.jobs = jobs;
+            options.bandwidth = bandwidth.map(|b| b as u64);
+            options.transfer.multipart_threshold = multipart_threshold as u64;
+            options.transfer.part_size = part_size;
+            options.progress = render::stderr_is_terminal();
+            options.timeout = std::time::Duration::from_secs(timeout);
+            migrate(&options, report.as_deref()).await
+        }
         Command::Serve { data, listen, tls_cert, tls_key, require_tls, query_memory, audit } => {
             let audit = match audit.as_str() {
                 "off" => {
@@ -308,6 +373,43 @@ fn parse_size(text: &str) -> std::result::Result<usize, String> {
         _ => return Err(format!("\"{text}\": unknown unit (use B, KB, MB or GB)")),
     };
     n.checked_mul(factor).ok_or_else(|| format!("\"{text}\" is too large"))
+}
+
+/// Runs a migration and prints its report (and, with --dry-run, what would move).
+async fn migrate(options: &kura_migrate::MigrateOptions, report_file: Option<&std::path::Path>) -> Result<std::process::ExitCode> {
+    let report = kura_migrate::migrate(options).await?;
+    if options.dry_run {
+        for (path, bytes) in &report.would_copy {
+            println!("copy   {path} ({bytes} bytes)");
+        }
+        for path in &report.would_remove {
+            println!("remove {path}");
+        }
+    }
+    print!("{}", report.to_text());
+    if let Some(file) = report_file {
+        std::fs::write(file, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", file.display()))?;
+        std::fs::write(file.with_extension("txt"), report.to_text())?;
+    }
+    if !report.ok {
+        eprintln!("ERROR: the copy does not match the source (see the tables marked DIFF); the source is unchanged{}",
+            if report.cutover { " but read-only: lift that with `kura migrate --reopen --from SOURCE`" } else { "" });
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    if report.cutover {
+        println!("The warehouse now lives at {}; serve it with:", report.destination);
+        println!("  kura serve --data {}", report.destination);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Lifts a cutover's read-only flag.
+async fn migrate_reopen(from: &str) -> Result<std::process::ExitCode> {
+    match kura_migrate::reopen(from).await? {
+        Some(moved_to) => println!("{from} accepts writes again (it had been moved to {moved_to}; that copy is left as it is)."),
+        None => println!("{from} was not read-only; nothing changed."),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Creates the first superuser of a warehouse.

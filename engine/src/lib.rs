@@ -41,6 +41,7 @@ mod pg;
 mod policy;
 mod provider;
 mod provision;
+mod read_only;
 mod scan;
 pub mod scram;
 mod session;

@@ -449,6 +449,7 @@ impl Session {
     }
 
     async fn execute_in_schema(&self, stmt: ParsedStatement) -> Result<StatementOutput> {
+        crate::read_only::check(self, &stmt.kind).await?;
         match stmt.kind {
             StatementKind::Copy(copy) => {
                 self.pin_catalog().await?;

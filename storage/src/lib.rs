@@ -16,6 +16,8 @@
 //! - On S3 the store uses conditional puts (`If-None-Match: *`), so two writers never overwrite
 //!   each other's commit files; delta-rs retries or reports a conflict.
 //! - `memory://name` stores are shared within one process by name and vanish with it.
+//! - A warehouse moved elsewhere (`kura migrate --cutover`) refuses every write, from any code
+//!   path, at the object-store level ([`ReadOnly`]); reads are untouched.
 //!
 //! This crate must not know about SQL, users or policies: it stores bytes and Delta tables and
 //! nothing above that. It never decides who may read what.
@@ -30,13 +32,19 @@
 
 mod error;
 mod location;
+mod read_only;
 mod tables;
 mod warehouse;
 
 pub use error::{Error, Result};
 pub use location::WarehouseLocation;
+pub use read_only::{FLAG_CACHE, READ_ONLY_FLAG, ReadOnly, ReadOnlyError, SETTLE};
 pub use tables::{CHECKPOINT_INTERVAL, TableVersionSpec, checkpoint_if_due, delta_schema_from_arrow};
 pub use warehouse::Warehouse;
+
+/// Where a process serving a local-folder warehouse journals its audit records before they
+/// reach the audit table (local to that process and machine: never copied with the warehouse).
+pub const AUDIT_JOURNAL_DIR: &str = "_kura/audit/journal";
 
 /// Re-export of the delta-rs crate as Kura uses it, so that upper crates share one version.
 pub use deltalake;

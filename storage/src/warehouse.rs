@@ -13,6 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use crate::read_only::{ReadOnly, ReadOnlyGuard};
 use crate::tables::TableVersionSpec;
 use crate::{Error, Result, WarehouseLocation};
 
@@ -36,6 +37,8 @@ pub struct Warehouse {
     store: Arc<dyn ObjectStore>,
     /// Latest loaded snapshot of each table, brought up to date on every open.
     tables: Arc<TableCache>,
+    /// The read-only flag's keeper; `root_store` writes through it.
+    guard: Arc<ReadOnlyGuard>,
 }
 
 /// Keeps the last loaded state of each table so that opening a table at its latest version
@@ -124,8 +127,11 @@ impl Warehouse {
                 (store, url, Path::from(name.as_str()))
             }
         };
+        // Every write, whoever makes it, passes the read-only check (see `read_only`).
+        let guard = Arc::new(ReadOnlyGuard::new(root_store, &prefix, location.to_url_string()));
+        let root_store: Arc<dyn ObjectStore> = guard.clone();
         let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root_store.clone(), prefix));
-        Ok(Self { location, root_store, base_url, store, tables: Arc::default() })
+        Ok(Self { location, root_store, base_url, store, tables: Arc::default(), guard })
     }
 
     /// The parsed location.
@@ -136,6 +142,18 @@ impl Warehouse {
     /// The warehouse URL as a user would type it.
     pub fn url(&self) -> String {
         self.location.to_url_string()
+    }
+
+    /// The read-only flag, if `kura migrate --cutover` moved this warehouse elsewhere (read from
+    /// storage now).
+    pub async fn read_only(&self) -> Result<Option<ReadOnly>> {
+        Ok(self.guard.read_flag().await?)
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the read-only flag. While it is set every write to this
+    /// warehouse, from any process, fails with [`crate::ReadOnlyError`].
+    pub async fn set_read_only(&self, flag: Option<&ReadOnly>) -> Result<()> {
+        Ok(self.guard.set_flag(flag).await?)
     }
 
     /// The object store scoped to the warehouse prefix: `Path::from("_kura/catalog")` is

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::support::kura_bin;
+use crate::support::{files_below, kura_bin};
 
 fn kura(location: &str, sql: &str) -> std::process::Output {
     std::process::Command::new(kura_bin())
@@ -30,7 +30,7 @@ fn kill_midway(location: &str, sql: &str, data_dir: &std::path::Path) {
     let started = Instant::now();
     // Wait for the first Parquet file of the statement: the write is then surely under way.
     loop {
-        let parquet_files = walk(data_dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
+        let parquet_files = files_below(data_dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
         if parquet_files > 0 {
             break;
         }
@@ -41,17 +41,6 @@ fn kill_midway(location: &str, sql: &str, data_dir: &std::path::Path) {
     assert!(child.try_wait().unwrap().is_none(), "the statement finished before it could be killed; make it bigger");
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-        }
-    }
-    out
 }
 
 #[test]
@@ -80,7 +69,7 @@ fn sigkill_during_insert_and_copy_loses_nothing_committed() {
     }
     let copy = format!("COPY big FROM '{}' WITH (FORMAT csv)", csv.display());
     // Files from the killed INSERT are already there; wait for one more.
-    let before = walk(&tables).len();
+    let before = files_below(&tables).len();
     let mut child = std::process::Command::new(kura_bin())
         .args(["sql", "--data", &location, "--no-timing", "-c", &copy])
         .stdout(std::process::Stdio::null())
@@ -88,7 +77,7 @@ fn sigkill_during_insert_and_copy_loses_nothing_committed() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while walk(&tables).len() == before {
+    while files_below(&tables).len() == before {
         assert!(child.try_wait().unwrap().is_none(), "COPY finished before it could be killed; make it bigger");
         assert!(started.elapsed() < Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(10));

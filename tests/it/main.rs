@@ -12,6 +12,7 @@ mod demo;
 mod extract;
 mod fuzz;
 mod linkage;
+mod migrate;
 mod persistence;
 mod s3;
 mod server;

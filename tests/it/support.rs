@@ -17,6 +17,18 @@ pub fn kura_bin() -> PathBuf {
     bin
 }
 
+/// Every file below `dir` (none if it does not exist).
+pub fn files_below(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(files_below(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
+
 /// `SELECT count(*) ...` as a number.
 pub async fn count(session: &Session, sql: &str) -> i64 {
     let batches = session.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -276,6 +276,15 @@ impl Auditor {
     /// Commits every journaled record to the audit table (one Delta commit).
     pub(crate) async fn flush(&self) -> Result<()> {
         let mut tail = self.flushing.lock().await;
+        if self.journal.lock().waiting.is_empty() {
+            return Ok(());
+        }
+        if self.warehouse.read_only().await?.is_some() {
+            // Moved elsewhere (kura migrate --cutover): the records wait in the journal, and are
+            // flushed if the warehouse is reopened.
+            tracing::debug!("audit: the warehouse is read-only; records stay in the journal");
+            return Ok(());
+        }
         let (records, sealed) = {
             let mut j = self.journal.lock();
             if j.waiting.is_empty() {
@@ -406,7 +415,7 @@ fn journal_error(path: &Path, e: std::io::Error) -> Error {
 
 fn default_journal_dir(warehouse: &Warehouse) -> PathBuf {
     if let kura_storage::WarehouseLocation::Local(dir) = warehouse.location() {
-        return dir.join("_kura").join("audit").join("journal");
+        return dir.join(kura_storage::AUDIT_JOURNAL_DIR);
     }
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
