@@ -29,6 +29,7 @@ mod copy;
 mod ddl;
 mod dialect;
 mod dml;
+mod erase;
 mod error;
 mod extract;
 mod keys;
@@ -57,6 +58,7 @@ pub use names::{CATALOG_NAME, DEFAULT_SCHEMA};
 pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, StatementKind, parse_sql};
 pub use params::bind_parameters;
 pub use policy::{ExplainPrivacy, PolicyStatement, PrivacyTarget};
+pub use erase::EraseStatement;
 pub use provision::{ProvideSource, ProvideStatement, ProvisionKind, verify_provision};
 pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 

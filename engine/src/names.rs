@@ -21,7 +21,7 @@ pub(crate) fn current_schema() -> String {
 }
 
 /// A schema-qualified relation name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QualifiedName {
     /// Schema.
     pub schema: String,

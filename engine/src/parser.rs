@@ -37,6 +37,8 @@ pub enum StatementKind {
     Linkage(Box<crate::linkage::LinkageStatement>),
     /// `PROVIDE`: an approved export for a recipient, with its manifest and record.
     Provide(Box<crate::provision::ProvideStatement>),
+    /// `ERASE PERSON`, `ERASE FROM ... WHERE`, `VACUUM ALL`: physical removal.
+    Erase(Box<crate::erase::EraseStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -98,6 +100,8 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
         let start = next.span.start;
         let kind = if crate::extract::at_extract(&parser) {
             StatementKind::Extract(Box::new(crate::extract::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::erase::at_erase(&parser) {
+            StatementKind::Erase(Box::new(crate::erase::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::provision::at_provide(&parser) {
             StatementKind::Provide(Box::new(crate::provision::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::linkage::at_linkage(&parser) {

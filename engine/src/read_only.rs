@@ -41,7 +41,7 @@ fn is_read(kind: &StatementKind) -> bool {
         StatementKind::Policy(policy) => matches!(**policy, P::Show { .. } | P::ShowKeys),
         StatementKind::Linkage(linkage) => matches!(**linkage, L::ShowSources | L::ShowLinked),
         StatementKind::ExplainPrivacy(_) => true,
-        StatementKind::Access(_) | StatementKind::Extract(_) | StatementKind::Provide(_) => false,
+        StatementKind::Access(_) | StatementKind::Extract(_) | StatementKind::Provide(_) | StatementKind::Erase(_) => false,
     }
 }
 

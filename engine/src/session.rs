@@ -471,6 +471,10 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::policy::explain::execute(self, *explain).await
             }
+            StatementKind::Erase(erase) => {
+                self.pin_catalog().await?;
+                Box::pin(crate::erase::execute(self, *erase)).await
+            }
             StatementKind::Provide(provide) => {
                 self.pin_catalog().await?;
                 Box::pin(crate::provision::execute(self, *provide, &stmt.text)).await

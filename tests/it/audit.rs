@@ -433,3 +433,89 @@ async fn provisions_write_verified_files_record_persons_and_leave_out_refusals()
     let ids = parquet_ids(&p5.join("data.parquet")).await;
     assert!(!ids.contains(&refused) && !ids.contains(&later_id), "refusals bind operators' provisions");
 }
+
+/// Every file under `dir`, as text: Parquet files decoded (all columns, nested ones included),
+/// others as their bytes.
+async fn files_as_text(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for path in walk(dir) {
+        let text = if path.extension().is_some_and(|e| e == "parquet") {
+            let ctx = kura_engine::datafusion::prelude::SessionContext::new();
+            let batches = ctx.read_parquet(path.to_str().unwrap(), Default::default()).await.unwrap().collect().await.unwrap();
+            kura_engine::datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+        } else {
+            String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned()
+        };
+        out.push((path, text));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_byte_of_the_person_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_warehouse(dir.path());
+    let sql = |q: &str| {
+        let (ok, out, err) = kura_sql(&data, q);
+        assert!(ok, "{q}: {err}");
+        column(&out)
+    };
+    // The person found in the most sources.
+    let person: i64 = sql("SELECT research_id FROM linkage.research_ids GROUP BY 1 ORDER BY count(DISTINCT source) DESC, 1 LIMIT 1")[0].parse().unwrap();
+    let mut values: Vec<String> = sql(&format!("SELECT source_key FROM linkage.research_ids WHERE research_id = {person}"))
+        .into_iter()
+        .filter(|k| k.chars().count() >= 8)
+        .collect();
+    let resident = sql(&format!("SELECT source_key FROM linkage.research_ids WHERE research_id = {person} AND source = 'resident'"));
+    let name = sql(&format!("SELECT name_kanji FROM resident.residents WHERE atena_number = '{}'", resident[0]))[0].clone();
+    if sql(&format!("SELECT count(*) FROM resident.residents WHERE name_kanji = '{name}'"))[0] == "1" {
+        values.push(name);
+    }
+    assert!(values.len() >= 3, "{values:?}");
+    let others: i64 = sql("SELECT count(DISTINCT research_id) FROM linkage.research_ids")[0].parse().unwrap();
+    let rows_before: i64 = sql("SELECT count(*) FROM research.checkups")[0].parse().unwrap();
+    let warehouse = std::path::Path::new(&data);
+    // The search finds them before: it would see them after.
+    let before = files_as_text(warehouse).await;
+    for v in &values {
+        assert!(before.iter().any(|(_, t)| t.contains(v.as_str())), "{v} is not in any file to begin with");
+    }
+    let version: i64 = 1;
+
+    // The generator's answer key names persons by its own number, which Kura cannot know: the
+    // operator erases such rows by name (ERASE FROM), then the person.
+    let true_id = sql(&format!("SELECT person_id FROM truth.person_map WHERE source = 'resident' AND source_key = '{}'", resident[0]))[0].clone();
+    sql(&format!("ERASE FROM truth.persons WHERE person_id = {true_id} RETAIN 0 HOURS"));
+    let out = sql(&format!("ERASE PERSON {person} RETAIN 0 HOURS"));
+    assert!(out.is_empty() || !out[0].is_empty());
+    let engine = Engine::open(&data).await.unwrap();
+    let catalog = engine.catalog().refresh().await.unwrap();
+    let table_of = |path: &std::path::Path| {
+        let path = path.to_string_lossy();
+        let mut names = catalog.state.schemas.iter().flat_map(|(s, e)| e.tables.iter().map(move |(t, te)| (format!("{s}.{t}"), te.location.clone())));
+        names.find(|(_, l)| path.contains(l.as_str())).map(|(n, _)| n).unwrap_or_default()
+    };
+    for (path, text) in files_as_text(warehouse).await {
+        for v in &values {
+            assert!(!text.contains(v.as_str()), "{} ({}) still holds {v} after the erasure", path.display(), table_of(&path));
+        }
+    }
+    // The others are untouched; older versions are gone rather than holding the person.
+    assert_eq!(sql("SELECT count(DISTINCT research_id) FROM linkage.research_ids")[0].parse::<i64>().unwrap(), others - 1);
+    let rows_after: i64 = sql("SELECT count(*) FROM research.checkups")[0].parse().unwrap();
+    assert!(rows_after < rows_before && rows_after > 0);
+    let (ok, out, _) = kura_sql(&data, &format!("SELECT count(*) FROM research.checkups VERSION AS OF {version} WHERE research_id = {person}"));
+    assert!(!ok || out.lines().nth(1) == Some("0"), "time travel still returns the person: {out}");
+    let record = sql("SELECT user_name, erased, rows, retain_hours FROM audit.erasures ORDER BY at");
+    assert_eq!(record.len(), 2);
+    assert!(record[1].starts_with(&format!("kura,persons {person},")) && record[1].ends_with(",0"), "{record:?}");
+
+    // Retention rows go the same way, and the audit trail is not erasable.
+    let (ok, _, err) = kura_sql(&data, "ERASE FROM audit.statements WHERE seq < 10 RETAIN 0 HOURS");
+    assert!(!ok && err.contains("audit trail"), "{err}");
+    let n = sql("ERASE FROM claims.medical_claims WHERE fiscal_year < 2020 RETAIN 0 HOURS");
+    let _ = n;
+    assert_eq!(sql("SELECT count(*) FROM claims.medical_claims WHERE fiscal_year < 2020"), vec!["0".to_string()]);
+    let (ok, report) = verify_cli(&data, None);
+    assert!(ok, "{report}");
+}

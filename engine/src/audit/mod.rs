@@ -463,13 +463,65 @@ fn read_segment(path: &Path) -> Vec<Record> {
 }
 
 /// The audit schema's tables: the chain of statements, and the records of loads.
-fn system_tables() -> [(&'static str, SchemaRef); 4] {
+fn system_tables() -> [(&'static str, SchemaRef); 5] {
     [
         (AUDIT_TABLE, table_schema()),
         (INGESTIONS_TABLE, ingestions_schema()),
         (PROVISIONS_TABLE, provisions_schema()),
         (PROVISION_PERSONS_TABLE, provision_persons_schema()),
+        (ERASURES_TABLE, erasures_schema()),
     ]
+}
+
+/// The table of erasures, in schema [`AUDIT_SCHEMA`].
+pub const ERASURES_TABLE: &str = "erasures";
+
+fn erasures_schema() -> SchemaRef {
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("user_name", DataType::Utf8, false),
+        Field::new("erased", DataType::Utf8, false),
+        Field::new("tables", list(), true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("retain_hours", DataType::Int64, false),
+        Field::new("files_deleted", DataType::Int64, false),
+    ]))
+}
+
+/// Records an erasure: what, where (`table: rows`), and what the vacuum deleted.
+pub(crate) async fn record_erasure(
+    session: &crate::Session,
+    what: &str,
+    tables: &std::collections::BTreeMap<String, u64>,
+    rows: u64,
+    retain_hours: u64,
+    files: u64,
+) -> Result<()> {
+    if session.engine.auditor.is_none() {
+        return Ok(());
+    }
+    let mut list = ListBuilder::new(StringBuilder::new());
+    for (t, n) in tables {
+        list.values().append_value(format!("{t}: {n}"));
+    }
+    list.append(true);
+    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
+    let int = |v: u64| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v as i64])) as ArrayRef;
+    append_system_rows(
+        session.engine(),
+        ERASURES_TABLE,
+        vec![
+            Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
+            text(session.user()),
+            text(what),
+            Arc::new(list.finish()),
+            int(rows),
+            int(retain_hours),
+            int(files),
+        ],
+    )
+    .await
 }
 
 /// The table of provisions, in schema [`AUDIT_SCHEMA`].
@@ -1005,6 +1057,10 @@ fn written_objects(stmt: &ParsedStatement) -> Vec<String> {
         StatementKind::Access(_) | StatementKind::Policy(_) => vec!["catalog".into()],
         StatementKind::ExplainPrivacy(_) => vec![],
         StatementKind::Provide(p) => vec![format!("file:{}", p.into)],
+        StatementKind::Erase(e) => match e.as_ref() {
+            crate::erase::EraseStatement::Rows { table, .. } => vec![name(table)],
+            _ => vec!["warehouse".into()],
+        },
     }
 }
 
