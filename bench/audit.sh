@@ -2,7 +2,8 @@
 # Audit overhead (issue 7): 10,000 small queries over the PostgreSQL protocol against three
 # servers that differ only in --audit (off, on, sync), each on its own copy of one warehouse, in
 # one run with rotating order. Writes bench/results/audit.json and prints the ratios.
-# Usage: bench/audit.sh [--queries N] [--rounds R]     (CARGO_TARGET_DIR is honoured)
+# Usage: bench/audit.sh [--queries N] [--rounds R]
+# env: CARGO_TARGET_DIR (honoured), KURA_BIN_DIR (release kura and audit_overhead already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,8 +17,12 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release -p kura -p kura-bench --quiet
-KURA=$CARGO_TARGET_DIR/release/kura
+BIN=${KURA_BIN_DIR:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -p kura -p kura-bench --quiet
+  BIN=$CARGO_TARGET_DIR/release
+fi
+KURA=$BIN/kura
 WORK=$ROOT/bench/work/audit
 rm -rf "$WORK" && mkdir -p "$WORK"
 KURA_ADMIN_PASSWORD=bench "$KURA" init --data "$WORK/base" >/dev/null
@@ -40,7 +45,7 @@ done
 OUT=$ROOT/bench/results/audit.json
 {
   for CLIENTS in 1 8; do
-    "$CARGO_TARGET_DIR/release/audit_overhead" --queries "$QUERIES" --rounds "$ROUNDS" --clients "$CLIENTS" "${ARGS[@]}"
+    "$BIN/audit_overhead" --queries "$QUERIES" --rounds "$ROUNDS" --clients "$CLIENTS" "${ARGS[@]}"
   done
 } | tee "$WORK/lines.json"
 # Every audited statement must be on record: the audit table of "on" holds them all.

@@ -77,7 +77,7 @@ async fn acknowledged_statements_survive_a_killed_server_without_identity_values
         assert!(!out.contains(secret), "{secret} reached the audit trail:\n{out}");
     }
     // Nor does it sit in the journal's files.
-    for file in walk(std::path::Path::new(&data).join("_kura").as_path()) {
+    for file in crate::support::files_below(std::path::Path::new(&data).join("_kura").as_path()) {
         let bytes = std::fs::read(&file).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("alice-Secret-9") && !text.contains("ヤマダ"), "{} holds an identity value", file.display());
@@ -261,16 +261,6 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_are_recorded_with_files_checksums_rows_and_versions() {
@@ -314,7 +304,10 @@ fn demo_warehouse(dir: &std::path::Path) -> String {
     dir.join("demo").join("warehouse").to_string_lossy().into_owned()
 }
 
-fn column(out: &str) -> Vec<String> {
+/// The rows of a successful `kura sql` query, as CSV lines without the header.
+fn sql_rows(data: &str, q: &str) -> Vec<String> {
+    let (ok, out, err) = kura_sql(data, q);
+    assert!(ok, "{q}: {err}");
     out.lines().skip(1).map(str::to_string).collect()
 }
 
@@ -329,11 +322,7 @@ async fn parquet_ids(path: &std::path::Path) -> Vec<i64> {
 async fn provisions_write_verified_files_record_persons_and_leave_out_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo_warehouse(dir.path());
-    let sql = |q: &str| {
-        let (ok, out, err) = kura_sql(&data, q);
-        assert!(ok, "{q}: {err}");
-        column(&out)
-    };
+    let sql = |q: &str| sql_rows(&data, q);
     // A refused person with checkups, and one not yet refused.
     let refused: i64 = sql("SELECT o.research_id FROM linkage.optout_ids o JOIN research.checkups c USING (research_id) ORDER BY 1 LIMIT 1")[0].parse().unwrap();
     let later = sql(&format!(
@@ -438,7 +427,7 @@ async fn provisions_write_verified_files_record_persons_and_leave_out_refusals()
 /// others as their bytes.
 async fn files_as_text(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     let mut out = Vec::new();
-    for path in walk(dir) {
+    for path in crate::support::files_below(dir) {
         let text = if path.extension().is_some_and(|e| e == "parquet") {
             let ctx = kura_engine::datafusion::prelude::SessionContext::new();
             let batches = ctx.read_parquet(path.to_str().unwrap(), Default::default()).await.unwrap().collect().await.unwrap();
@@ -455,11 +444,7 @@ async fn files_as_text(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String
 async fn erasure_leaves_no_byte_of_the_person_behind() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo_warehouse(dir.path());
-    let sql = |q: &str| {
-        let (ok, out, err) = kura_sql(&data, q);
-        assert!(ok, "{q}: {err}");
-        column(&out)
-    };
+    let sql = |q: &str| sql_rows(&data, q);
     // The person found in the most sources.
     let person: i64 = sql("SELECT research_id FROM linkage.research_ids GROUP BY 1 ORDER BY count(DISTINCT source) DESC, 1 LIMIT 1")[0].parse().unwrap();
     let mut values: Vec<String> = sql(&format!("SELECT source_key FROM linkage.research_ids WHERE research_id = {person}"))

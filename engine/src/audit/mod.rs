@@ -121,28 +121,50 @@ pub(crate) fn chain_hash(prev: &str, seq: i64, record: &Record) -> String {
 
 /// The columns of `audit.statements`.
 pub(crate) fn table_schema() -> SchemaRef {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    Arc::new(Schema::new(vec![
-        Field::new("seq", DataType::Int64, false),
-        Field::new("record_id", DataType::Utf8, false),
-        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("duration_us", DataType::Int64, false),
-        Field::new("user_name", DataType::Utf8, false),
-        Field::new("roles", list(), true),
-        Field::new("client", DataType::Utf8, false),
-        Field::new("session_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("statement", DataType::Utf8, false),
-        Field::new("objects_read", list(), true),
-        Field::new("objects_written", list(), true),
-        Field::new("policies", list(), true),
-        Field::new("rows", DataType::Int64, true),
-        Field::new("outcome", DataType::Utf8, false),
-        Field::new("sqlstate", DataType::Utf8, true),
-        Field::new("error", DataType::Utf8, true),
-        Field::new("prev_hash", DataType::Utf8, false),
-        Field::new("hash", DataType::Utf8, false),
-    ]))
+    columns(&[
+        ("seq", Col::Int, false),
+        ("record_id", Col::Text, false),
+        ("at", Col::Time, false),
+        ("duration_us", Col::Int, false),
+        ("user_name", Col::Text, false),
+        ("roles", Col::List, true),
+        ("client", Col::Text, false),
+        ("session_id", Col::Text, false),
+        ("kind", Col::Text, false),
+        ("statement", Col::Text, false),
+        ("objects_read", Col::List, true),
+        ("objects_written", Col::List, true),
+        ("policies", Col::List, true),
+        ("rows", Col::Int, true),
+        ("outcome", Col::Text, false),
+        ("sqlstate", Col::Text, true),
+        ("error", Col::Text, true),
+        ("prev_hash", Col::Text, false),
+        ("hash", Col::Text, false),
+    ])
+}
+
+/// Column types of the audit schema's tables.
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Int,
+    Time,
+    List,
+}
+
+/// A table's columns: (name, type, nullable).
+fn columns(cols: &[(&str, Col, bool)]) -> SchemaRef {
+    let field = |(name, col, nullable): &(&str, Col, bool)| {
+        let t = match col {
+            Col::Text => DataType::Utf8,
+            Col::Int => DataType::Int64,
+            Col::Time => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Col::List => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        };
+        Field::new(*name, t, *nullable)
+    };
+    Arc::new(Schema::new(cols.iter().map(field).collect::<Vec<_>>()))
 }
 
 /// The chain's newest record as this process last saw it.
@@ -477,16 +499,15 @@ fn system_tables() -> [(&'static str, SchemaRef); 5] {
 pub const ERASURES_TABLE: &str = "erasures";
 
 fn erasures_schema() -> SchemaRef {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    Arc::new(Schema::new(vec![
-        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("user_name", DataType::Utf8, false),
-        Field::new("erased", DataType::Utf8, false),
-        Field::new("tables", list(), true),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("retain_hours", DataType::Int64, false),
-        Field::new("files_deleted", DataType::Int64, false),
-    ]))
+    columns(&[
+        ("at", Col::Time, false),
+        ("user_name", Col::Text, false),
+        ("erased", Col::Text, false),
+        ("tables", Col::List, true),
+        ("rows", Col::Int, false),
+        ("retain_hours", Col::Int, false),
+        ("files_deleted", Col::Int, false),
+    ])
 }
 
 /// Records an erasure: what, where (`table: rows`), and what the vacuum deleted.
@@ -530,28 +551,27 @@ pub const PROVISIONS_TABLE: &str = "provisions";
 pub const PROVISION_PERSONS_TABLE: &str = "provision_persons";
 
 fn provisions_schema() -> SchemaRef {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    Arc::new(Schema::new(vec![
-        Field::new("provision_id", DataType::Utf8, false),
-        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("user_name", DataType::Utf8, false),
-        Field::new("approval_id", DataType::Utf8, false),
-        Field::new("recipient", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("destination", DataType::Utf8, false),
-        Field::new("files", list(), true),
-        Field::new("checksums", list(), true),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("persons", DataType::Int64, false),
-        Field::new("manifest_sha256", DataType::Utf8, false),
-    ]))
+    columns(&[
+        ("provision_id", Col::Text, false),
+        ("at", Col::Time, false),
+        ("user_name", Col::Text, false),
+        ("approval_id", Col::Text, false),
+        ("recipient", Col::Text, false),
+        ("kind", Col::Text, false),
+        ("destination", Col::Text, false),
+        ("files", Col::List, true),
+        ("checksums", Col::List, true),
+        ("rows", Col::Int, false),
+        ("persons", Col::Int, false),
+        ("manifest_sha256", Col::Text, false),
+    ])
 }
 
 fn provision_persons_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("provision_id", DataType::Utf8, false),
-        Field::new("research_id", DataType::Int64, false),
-    ]))
+    columns(&[
+        ("provision_id", Col::Text, false),
+        ("research_id", Col::Int, false),
+    ])
 }
 
 /// A provision, for its record.
@@ -654,22 +674,21 @@ async fn ensure_table(warehouse: &Warehouse, catalog: &Catalog) -> Result<String
 pub const INGESTIONS_TABLE: &str = "ingestions";
 
 fn ingestions_schema() -> SchemaRef {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    Arc::new(Schema::new(vec![
-        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("user_name", DataType::Utf8, false),
-        Field::new("session_id", DataType::Utf8, false),
-        Field::new("target_table", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("format", DataType::Utf8, false),
-        Field::new("files", list(), true),
-        Field::new("checksums", list(), true),
-        Field::new("bytes", DataType::Int64, true),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("rejected", DataType::Int64, false),
-        Field::new("version_before", DataType::Int64, true),
-        Field::new("version_after", DataType::Int64, true),
-    ]))
+    columns(&[
+        ("at", Col::Time, false),
+        ("user_name", Col::Text, false),
+        ("session_id", Col::Text, false),
+        ("target_table", Col::Text, false),
+        ("source", Col::Text, false),
+        ("format", Col::Text, false),
+        ("files", Col::List, true),
+        ("checksums", Col::List, true),
+        ("bytes", Col::Int, true),
+        ("rows", Col::Int, false),
+        ("rejected", Col::Int, false),
+        ("version_before", Col::Int, true),
+        ("version_after", Col::Int, true),
+    ])
 }
 
 /// One load (COPY FROM a file or STDIN): where it came from and what it made.
