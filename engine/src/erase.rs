@@ -2,6 +2,7 @@
 //!
 //! ```sql
 //! ERASE PERSON 1042 [, 2077 ...] [RETAIN 0 HOURS];       -- by research ID
+//! ERASE SOURCE hospital [RETAIN 0 HOURS];                  -- all a source brought in
 //! ERASE FROM claims.medical_claims WHERE service_month < DATE '2016-04-01' [RETAIN 24 HOURS];
 //! VACUUM ALL [RETAIN 168 HOURS];                           -- later, when the window has passed
 //! ```
@@ -48,6 +49,13 @@ pub enum EraseStatement {
     Person {
         /// Research IDs.
         ids: Vec<i64>,
+        /// Retention window in hours.
+        retain_hours: u64,
+    },
+    /// `ERASE SOURCE name [RETAIN n HOURS]`: everything one linkage source brought in.
+    Source {
+        /// The linkage source.
+        name: String,
         /// Retention window in hours.
         retain_hours: u64,
     },
@@ -102,6 +110,10 @@ pub(crate) fn parse(parser: &mut Parser<'_>) -> Result<EraseStatement, ParserErr
         }
         return Ok(EraseStatement::Person { ids, retain_hours: retain(parser)? });
     }
+    if parse_word(parser, "SOURCE") {
+        let name = crate::names::normalize_ident(&parser.parse_identifier()?);
+        return Ok(EraseStatement::Source { name, retain_hours: retain(parser)? });
+    }
     expect_word(parser, "FROM")?;
     let table = parser.parse_object_name(false)?;
     expect_word(parser, "WHERE")?;
@@ -122,6 +134,11 @@ pub(crate) async fn execute(session: &Session, stmt: EraseStatement) -> Result<S
             keys = k;
             linkage_state = state;
             (format!("persons {}", join(ids)), deletes, *retain_hours)
+        }
+        EraseStatement::Source { name, retain_hours } => {
+            let (deletes, state) = source_deletes(session, name)?;
+            linkage_state = state;
+            (format!("source {name}"), deletes, *retain_hours)
         }
         EraseStatement::Rows { table, predicate, retain_hours } => {
             let qn = crate::names::qualified(table)?;
@@ -163,8 +180,8 @@ pub(crate) async fn execute(session: &Session, stmt: EraseStatement) -> Result<S
     if let EraseStatement::Person { ids, .. } = &stmt {
         // The linkage state goes last: if something is left, ERASE PERSON can run again.
         check_nothing_left(session, ids, &keys).await?;
-        delete(&linkage_state).await?;
     }
+    delete(&linkage_state).await?;
     let tables: Vec<QualifiedName> =
         deletes.iter().chain(&linkage_state).map(|(q, _)| q.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let files = vacuum(session, &tables, retain_hours).await?;
@@ -375,6 +392,53 @@ fn source_key_tables(query: &str) -> Vec<(QualifiedName, String)> {
         }
         _ => vec![],
     }
+}
+
+/// The DELETEs that remove everything linkage source `name` brought in: every row of the tables
+/// it reads and of the linked tables made with it (and their bases), and its keys in the linkage
+/// state. The source's definition stays (DROP LINKAGE SOURCE removes it).
+fn source_deletes(session: &Session, name: &str) -> Result<(Deletes, Deletes)> {
+    let snapshot = session.snapshot();
+    let state = &snapshot.state;
+    let source = state.linkage_source(name).map_err(Error::catalog)?;
+    let qn = |s: &str, t: &str| QualifiedName { schema: s.into(), name: t.into() };
+    let mut out: Deletes = Vec::new();
+    let mut add = |q: QualifiedName| {
+        if !out.iter().any(|(x, _)| *x == q) {
+            out.push((q, "true".to_string()));
+        }
+    };
+    for (schema, entry) in &state.schemas {
+        for (t, table) in &entry.tables {
+            if let Some(l) = table.linked.as_ref().filter(|l| l.source == name) {
+                add(qn(schema, t));
+                add(qn(&l.base_schema, &l.base_table));
+            }
+        }
+    }
+    let tables = source_key_tables(&source.query);
+    if tables.is_empty() {
+        return Err(Error::Invalid(format!(
+            "linkage source \"{name}\" reads its tables in a way ERASE SOURCE cannot follow (joins or computed tables); erase them with ERASE FROM"
+        )));
+    }
+    for (t, _) in tables {
+        add(t);
+    }
+    let s = sql_literal(name);
+    let mut linkage = Vec::new();
+    for (table, predicate) in [
+        ("research_ids", format!("source = {s}")),
+        ("optouts", format!("source = {s}")),
+        ("optout_keys", format!("source = {s}")),
+        ("review", format!("left_source = {s} OR right_source = {s}")),
+        ("decisions", format!("left_source = {s} OR right_source = {s}")),
+    ] {
+        if state.table("linkage", table).is_ok() {
+            linkage.push((qn("linkage", table), predicate));
+        }
+    }
+    Ok((out, linkage))
 }
 
 /// Fails, naming where, if any linkage source or linked table still yields persons `ids`.

@@ -492,8 +492,20 @@ async fn erasure_leaves_no_byte_of_the_person_behind() {
     let (ok, out, _) = kura_sql(&data, &format!("SELECT count(*) FROM research.checkups VERSION AS OF {version} WHERE research_id = {person}"));
     assert!(!ok || out.lines().nth(1) == Some("0"), "time travel still returns the person: {out}");
     let record = sql("SELECT user_name, erased, rows, retain_hours FROM audit.erasures ORDER BY at");
-    assert_eq!(record.len(), 2);
+    assert_eq!(record.len(), 2, "{record:?}");
     assert!(record[1].starts_with(&format!("kura,persons {person},")) && record[1].ends_with(",0"), "{record:?}");
+
+    // A source's data: everything it brought in, its linked table and its keys.
+    assert!(sql("SELECT count(*) FROM vaccination.records")[0] != "0");
+    sql("ERASE SOURCE vaccination RETAIN 0 HOURS");
+    for q in [
+        "SELECT count(*) FROM vaccination.records",
+        "SELECT count(*) FROM research.vaccinations",
+        "SELECT count(*) FROM linkage.research_ids WHERE source = 'vaccination'",
+    ] {
+        assert_eq!(sql(q), vec!["0".to_string()], "{q}");
+    }
+    assert!(sql("SELECT count(*) FROM research.checkups")[0] != "0", "other sources stay");
 
     // Retention rows go the same way, and the audit trail is not erasable.
     let (ok, _, err) = kura_sql(&data, "ERASE FROM audit.statements WHERE seq < 10 RETAIN 0 HOURS");
