@@ -52,8 +52,59 @@ pub(crate) fn redact(text: &str, identity: &HashSet<String>) -> String {
     }
 }
 
+/// `identity` plus every alias the statement gives an expression over identity columns
+/// (`SELECT name_kana AS n ...`), so that `WHERE n = '...'` outside is redacted too.
+fn with_aliases<V: Visit>(node: &V, identity: &HashSet<String>) -> HashSet<String> {
+    use datafusion::sql::sqlparser::ast::{SelectItem, Visitor};
+    struct Aliases<'a> {
+        known: &'a HashSet<String>,
+        found: Vec<String>,
+    }
+    impl Visitor for Aliases<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> std::ops::ControlFlow<()> {
+            let mut selects = Vec::new();
+            collect_selects(&q.body, &mut selects);
+            for select in selects {
+                for item in &select.projection {
+                    if let SelectItem::ExprWithAlias { expr, alias } = item
+                        && mentions_identity(expr, self.known)
+                    {
+                        self.found.push(alias.value.to_lowercase());
+                    }
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    fn collect_selects<'a>(body: &'a datafusion::sql::sqlparser::ast::SetExpr, out: &mut Vec<&'a datafusion::sql::sqlparser::ast::Select>) {
+        use datafusion::sql::sqlparser::ast::SetExpr;
+        match body {
+            SetExpr::Select(s) => out.push(s),
+            SetExpr::SetOperation { left, right, .. } => {
+                collect_selects(left, out);
+                collect_selects(right, out);
+            }
+            SetExpr::Query(q) => collect_selects(&q.body, out),
+            _ => {}
+        }
+    }
+    let mut names = identity.clone();
+    // Aliases of aliases: until nothing new turns up (bounded by the statement's size).
+    loop {
+        let mut v = Aliases { known: &names, found: vec![] };
+        let _ = node.visit(&mut v);
+        let before = names.len();
+        names.extend(v.found);
+        if names.len() == before {
+            return names;
+        }
+    }
+}
+
 /// Spans of the literals of `stmt` that touch identity columns.
 fn statement_spans(stmt: &Statement, identity: &HashSet<String>) -> Vec<Span> {
+    let identity = &with_aliases(stmt, identity);
     let mut spans = touching_spans(stmt, identity);
     match stmt {
         Statement::Insert(insert) => {
@@ -82,7 +133,7 @@ fn statement_spans(stmt: &Statement, identity: &HashSet<String>) -> Vec<Span> {
 }
 
 fn query_spans(query: &Query, identity: &HashSet<String>) -> Vec<Span> {
-    touching_spans(query, identity)
+    touching_spans(query, &with_aliases(query, identity))
 }
 
 /// Literals inside every comparison, call or CASE that involves an identity column.
@@ -242,6 +293,17 @@ mod tests {
         assert!(!got.contains("A-1") && !got.contains("A-2"), "{got}");
         let got = redact("SELECT * FROM p WHERE 'ヤマダ' = NAME_KANA", &ids());
         assert!(!got.contains("ヤマダ"), "{got}");
+    }
+
+    #[test]
+    fn aliases_of_identity_columns_are_followed() {
+        let got = redact("SELECT * FROM (SELECT name_kana AS n, ward FROM p) q WHERE q.n = 'ヤマダ' AND ward = 'east'", &ids());
+        assert!(!got.contains("ヤマダ") && got.contains("ward = 'east'"), "{got}");
+        let got = redact(
+            "WITH a AS (SELECT upper(kanji_name) AS k FROM p), b AS (SELECT k AS kk FROM a) SELECT * FROM b WHERE kk LIKE '山田%'",
+            &ids(),
+        );
+        assert!(!got.contains("山田"), "{got}");
     }
 
     #[test]
