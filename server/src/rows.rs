@@ -16,6 +16,19 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
 
+/// Drops the zeros that end a time's fractional seconds, and the dot if nothing is left, as
+/// PostgreSQL prints them (`09:00:00`, `09:00:00.5`, `09:00:00+00`); returns the new length.
+fn trim_fraction(text: &mut [u8]) -> usize {
+    let Some(dot) = text.iter().position(|b| *b == b'.') else { return text.len() };
+    let digits = text[dot + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let keep = text[dot + 1..dot + 1 + digits].iter().rposition(|b| *b != b'0').map(|i| i + 1).unwrap_or(0);
+    let cut_from = if keep == 0 { dot } else { dot + 1 + keep };
+    let rest = dot + 1 + digits;
+    let tail = text.len() - rest;
+    text.copy_within(rest.., cut_from);
+    cut_from + tail
+}
+
 /// Bytes reserved per value beyond the batch's Arrow size, for the length prefixes.
 const PER_VALUE: usize = 4;
 /// Largest buffer reserved up front; a larger batch takes another when this one is full.
@@ -38,7 +51,13 @@ impl Encoder for BatchEncoder {
         let start = self.buf.len();
         self.buf.put_i32(-1);
         let is_null = if pg_field.format() == FieldFormat::Text {
-            value.to_sql_text(pg_field.datatype(), &mut self.buf, pg_field.format_options())?
+            let written = value.to_sql_text(pg_field.datatype(), &mut self.buf, pg_field.format_options())?;
+            let t = pg_field.datatype();
+            if *t == postgres_types::Type::TIMESTAMP || *t == postgres_types::Type::TIMESTAMPTZ || *t == postgres_types::Type::TIME {
+                let trimmed = trim_fraction(&mut self.buf[start + 4..]);
+                self.buf.truncate(start + 4 + trimmed);
+            }
+            written
         } else {
             value.to_sql(pg_field.datatype(), &mut self.buf)?
         };
@@ -85,6 +104,21 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use pgwire::api::results::FieldFormat;
     use pgwire::api::portal::Format;
+
+    #[test]
+    fn fractions_of_seconds_print_as_postgres_prints_them() {
+        for (given, expected) in [
+            ("2024-04-01 09:00:00.000000", "2024-04-01 09:00:00"),
+            ("2024-04-01 09:00:00.500000", "2024-04-01 09:00:00.5"),
+            ("2024-04-01 09:00:00.000000+00:00", "2024-04-01 09:00:00+00:00"),
+            ("2024-04-01 09:00:00.123456+09:00", "2024-04-01 09:00:00.123456+09:00"),
+            ("09:30:00", "09:30:00"),
+        ] {
+            let mut bytes = given.as_bytes().to_vec();
+            let n = trim_fraction(&mut bytes);
+            assert_eq!(std::str::from_utf8(&bytes[..n]).unwrap(), expected);
+        }
+    }
 
     /// Every row is byte for byte what arrow-pg's own row encoder makes, in text and binary.
     #[test]
