@@ -88,6 +88,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The warehouse's catalog could not be read.
+    #[error(transparent)]
+    Catalog(#[from] kura_catalog::Error),
     /// The resume journal could not be read or written.
     #[error("import journal {path}: {reason}")]
     Journal {

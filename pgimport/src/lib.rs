@@ -162,7 +162,7 @@ pub async fn import(session: &Session, options: &ImportOptions) -> Result<Report
     let target_schema = options.into.clone().unwrap_or_else(|| options.schema.clone());
     let sources = read_tables(&client, &options.schema, &options.tables).await?;
     drop(client);
-    let snapshot = session.snapshot();
+    let snapshot = session.engine().catalog().refresh().await?;
     let schema_exists = snapshot.state.schemas.contains_key(&target_schema);
     let mut plans = Vec::with_capacity(sources.len());
     for source in sources {
