@@ -5,6 +5,8 @@
 #   - starts a real S3-compatible server (moto) on loopback and runs the SQL suite and the
 #     S3 integration tests against it,
 #   - checks that an independent Delta reader (Python deltalake) reads Kura's tables.
+#   - starts a throwaway PostgreSQL cluster (Debian's package if none is installed) for the
+#     `kura import postgres` tests (KURA_TEST_POSTGRES),
 # Usage: scripts/test.sh            (CARGO_TARGET_DIR is honoured; keep it between runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,13 @@ fi
 step "build"
 cargo build --workspace --tests --bins
 
+step "PostgreSQL server for the import tests (a throwaway cluster on loopback)"
+PG_DIR=$(mktemp -d)
+eval "$(scripts/postgres.sh start "$PG_DIR")"
+stop_pg() { scripts/postgres.sh stop "$PG_DIR" 2>/dev/null || true; rm -rf "$PG_DIR"; }
+trap stop_pg EXIT
+echo "KURA_TEST_POSTGRES=$KURA_TEST_POSTGRES"
+
 step "unit, SQL and integration tests (local folder warehouses)"
 KURA_PYTHON="$VENV/bin/python" cargo test --workspace --no-fail-fast
 
@@ -56,7 +65,7 @@ step "S3: start moto on loopback"
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$PORT" > "$CACHE/moto.log" 2>&1 &
 MOTO_PID=$!
-trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+trap 'kill $MOTO_PID 2>/dev/null || true; stop_pg' EXIT
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
   AWS_SECRET_ACCESS_KEY=testing AWS_ALLOW_HTTP=true
 for _ in $(seq 1 100); do

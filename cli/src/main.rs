@@ -101,6 +101,11 @@ enum Command {
         #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
         data: String,
     },
+    /// Import tables from another database into this warehouse.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Copy a whole warehouse to another location (folder <-> S3, S3 -> S3), resumably and
     /// verified; run it again to copy what changed; --cutover to finish the move.
     Migrate {
@@ -174,6 +179,36 @@ enum Command {
     Provision {
         #[command(subcommand)]
         command: ProvisionCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Copy tables from a live PostgreSQL server (types mapped, streamed, verified by row counts
+    /// and checksums on both sides); run it again to resume after a failure.
+    Postgres {
+        /// postgres://user@host:port/db or "host=... dbname=..."; without a password in it,
+        /// PGPASSWORD is used.
+        #[arg(long, env = "KURA_IMPORT_DSN")]
+        dsn: String,
+        /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
+        #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
+        data: String,
+        /// PostgreSQL schema to read.
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// Tables to import, comma-separated (default: every table of the schema).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Kura schema to create the tables in (default: the PostgreSQL schema's name).
+        #[arg(long)]
+        into: Option<String>,
+        /// Tables imported at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -310,6 +345,14 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
         Command::Init { data } => init(&data).await,
+        Command::Import { command: ImportCommand::Postgres { dsn, data, schema, tables, into, jobs, report } } => {
+            let mut options = kura_pgimport::ImportOptions::new(dsn);
+            options.schema = schema;
+            options.tables = tables;
+            options.into = into;
+            options.jobs = jobs;
+            import_postgres(&data, &options, report.as_deref()).await
+        }
         Command::Migrate {
             from,
             to,
@@ -399,6 +442,23 @@ async fn migrate(options: &kura_migrate::MigrateOptions, report_file: Option<&st
     if report.cutover {
         println!("The warehouse now lives at {}; serve it with:", report.destination);
         println!("  kura serve --data {}", report.destination);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn import_postgres(data: &str, options: &kura_pgimport::ImportOptions, report_file: Option<&std::path::Path>) -> Result<std::process::ExitCode> {
+    let engine = open_audited(data).await?;
+    let session = engine.session("kura");
+    let report = kura_pgimport::import(&session, options).await;
+    engine.flush_audit().await.context("the audit trail could not be written")?;
+    let report = report?;
+    print!("{}", report.to_text());
+    if let Some(file) = report_file {
+        std::fs::write(file, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    if !report.ok {
+        eprintln!("ERROR: some tables were not imported or do not match PostgreSQL (see FAIL/DIFF above); run the command again to resume");
+        return Ok(std::process::ExitCode::FAILURE);
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

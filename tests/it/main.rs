@@ -14,5 +14,6 @@ mod fuzz;
 mod linkage;
 mod migrate;
 mod persistence;
+mod pg_import;
 mod s3;
 mod server;

@@ -40,9 +40,15 @@ pub(crate) struct Reject {
 }
 
 /// Reads a stream once: the one partition of the load's input plan.
-struct OnceStream {
+pub(crate) struct OnceStream {
     schema: SchemaRef,
     stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl OnceStream {
+    pub(crate) fn new(stream: SendableRecordBatchStream) -> Self {
+        Self { schema: stream.schema(), stream: std::sync::Mutex::new(Some(stream)) }
+    }
 }
 
 impl std::fmt::Debug for OnceStream {
@@ -133,7 +139,7 @@ pub(crate) async fn load_csv(
 
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let input: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(target.clone(), stream));
-    let partition = Arc::new(OnceStream { schema: target.clone(), stream: std::sync::Mutex::new(Some(input)) });
+    let partition = Arc::new(OnceStream::new(input));
     let exec = StreamingTableExec::try_new(target.clone(), vec![partition], None, vec![], false, None)
         .map_err(Error::from_datafusion)?;
     let state = session.ctx.state();

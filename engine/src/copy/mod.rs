@@ -17,6 +17,7 @@ mod options;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 pub use client::{CopyIn, CopyOut};
+pub(crate) use csv_in::OnceStream;
 pub(crate) use export::{source_plan, write_stream};
 pub(crate) use options::{CopyFormat, CopyOptions};
 
