@@ -198,7 +198,6 @@ impl KuraSchemaProvider {
             &raw.schema(),
             &self.visibility.user,
             refusals_only,
-            &self.warehouse,
         )
         .await?;
         // SECURITY: the identity zone holds whatever the policies say; checked on what they did.

@@ -28,7 +28,6 @@ pub(crate) mod explain;
 pub(crate) mod leakproof;
 pub(crate) mod parse;
 pub(crate) mod plan;
-pub(crate) mod refusals;
 pub(crate) mod table;
 pub(crate) mod write;
 

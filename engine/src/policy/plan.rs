@@ -206,7 +206,6 @@ pub(crate) async fn policed_table(
     raw_schema: &SchemaRef,
     user: &str,
     refusals_only: bool,
-    warehouse: &kura_storage::Warehouse,
 ) -> Result<Option<PolicedTable>> {
     let Ok(entry) = snapshot.state.table(schema, table) else { return Ok(None) };
     let none = Default::default();
@@ -217,14 +216,7 @@ pub(crate) async fn policed_table(
     }
     let label = format!("{schema}.{table}");
     let lookup = |name: &str| snapshot.state.policy(name).map_err(|e| policy_error(name, &label, e));
-    let mut state = definer_state(state, keys)?;
-    if optout.is_some() && entry.linked.is_some() {
-        let ids = snapshot.state.table("linkage", "optout_ids").map_err(Error::catalog)?;
-        let refused = super::refusals::refused(warehouse, &ids.location).await?;
-        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(super::refusals::NotRefused::udf(refused)))
-            .map_err(Error::from_datafusion)?;
-    }
-    let state = &state;
+    let state = &definer_state(state, keys)?;
     let mut applied = Vec::new();
 
     // Projection policies: a column the user may not use is not there at all.
@@ -367,8 +359,12 @@ fn optout_filter(
         if raw_schema.field_with_name("research_id").is_err() {
             return Ok(None);
         }
-        // One hash lookup per row (see `refusals.rs`); rows not linked yet are held back.
-        (format!("{}(CAST({RAW_ALIAS}.research_id AS BIGINT))", super::refusals::NOT_REFUSED), l.source.clone())
+        let id = format!("{RAW_ALIAS}.research_id");
+        // NOT EXISTS, not NOT IN: a null-aware anti join must hash the large side.
+        (
+            format!("{id} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM linkage.optout_ids o WHERE o.research_id = {id})"),
+            l.source.clone(),
+        )
     } else if let Some(l) = snapshot.state.linked_table_of_base(schema, table) {
         (
             // The registry's columns are renamed so that the key expression's unqualified
