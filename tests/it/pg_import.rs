@@ -216,16 +216,24 @@ async fn a_killed_import_resumes_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("wh");
     let mut child = import_command(&dsn, &data).arg("--jobs").arg("1").spawn().unwrap();
-    // Wait until data files of the big table are being written, then SIGKILL.
+    // Wait until the big table is being read (its COPY runs on the server; the load commits only
+    // after it ends), then SIGKILL. Data files are no sign: Delta writes a file when it is full,
+    // which can be just before the commit, and the audit tables write files of their own.
+    let (watch, conn) = tokio_postgres::connect(&dsn, NoTls).await.unwrap();
+    tokio::spawn(conn);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let parquet = files_below(&data.join("tables")).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
-        if parquet >= 1 {
+        let reading: i64 = watch
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%claims%' AND state = 'active'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if reading > 0 {
             break;
         }
         assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be killed; make the table bigger");
         assert!(Instant::now() < deadline, "no data files after 120 s");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be killed");
     child.kill().unwrap();
