@@ -27,8 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::array::Array;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ObjectName};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -219,10 +218,8 @@ async fn person_deletes(session: &Session, ids: &[i64]) -> Result<(Deletes, Dele
             .internal()
             .query(&format!("SELECT source, source_key FROM linkage.research_ids WHERE research_id IN ({id_list})"))
             .await?;
-        let text = |a: &std::sync::Arc<dyn Array>| datafusion::arrow::compute::cast(a, &DataType::Utf8).map_err(|e| Error::Invalid(e.to_string()));
         for b in &batches {
-            let (s, k) = (text(b.column(0))?, text(b.column(1))?);
-            let (s, k) = (s.as_string::<i32>(), k.as_string::<i32>());
+            let (s, k) = (crate::linkage::strings(b, 0)?, crate::linkage::strings(b, 1)?);
             for i in 0..b.num_rows() {
                 keys.entry(s.value(i).to_string()).or_default().insert(k.value(i).to_string());
             }
@@ -472,8 +469,7 @@ async fn check_nothing_left(session: &Session, ids: &[i64], keys: &Keys) -> Resu
 async fn count(session: &Session, sql: &str) -> Result<i64> {
     let batches = session.query(sql).await?;
     let b = batches.first().ok_or_else(|| Error::Invalid("count returned nothing".into()))?;
-    let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).map_err(|e| Error::Invalid(e.to_string()))?;
-    let c = c.as_primitive::<Int64Type>();
+    let c = crate::linkage::ints(b, 0)?;
     Ok(if c.is_valid(0) { c.value(0) } else { 0 })
 }
 

@@ -717,14 +717,14 @@ where
 }
 
 /// Column `i` as text, whatever its type.
-fn strings(b: &RecordBatch, i: usize) -> Result<StringArray> {
+pub(crate) fn strings(b: &RecordBatch, i: usize) -> Result<StringArray> {
     let text = cast(b.column(i), &DataType::Utf8).map_err(|e| {
         Error::Invalid(format!("linkage: column {} cannot be read as text: {e}", b.schema().field(i).name()))
     })?;
     Ok(text.as_string::<i32>().clone())
 }
 
-fn ints(b: &RecordBatch, i: usize) -> Result<Int64Array> {
+pub(crate) fn ints(b: &RecordBatch, i: usize) -> Result<Int64Array> {
     Ok(cast(b.column(i), &DataType::Int64).map_err(|e| Error::Invalid(e.to_string()))?.as_primitive().clone())
 }
 

@@ -397,7 +397,7 @@ impl Session {
         let Some(auditor) = &self.audit else { return Box::pin(self.execute_in_schema(stmt)).await };
         let snapshot = self.snapshot();
         let mut audit = crate::audit::StatementAudit::start(auditor.clone(), self.actor(&snapshot), &stmt, self.audit_note.clone());
-        if stmt.text.to_ascii_lowercase().contains(kura_catalog::AUDIT_SCHEMA) {
+        if stmt.text.as_bytes().windows(kura_catalog::AUDIT_SCHEMA.len()).any(|w| w.eq_ignore_ascii_case(kura_catalog::AUDIT_SCHEMA.as_bytes())) {
             // Whoever reads the audit trail sees every statement acknowledged before this one.
             if let Err(e) = auditor.flush().await {
                 tracing::warn!(error = %e, "audit: flush before reading the audit trail failed");

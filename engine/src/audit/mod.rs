@@ -122,7 +122,12 @@ pub(crate) fn chain_hash(prev: &str, seq: i64, record: &Record) -> String {
     ctx.update(prev.as_bytes());
     ctx.update(b"\n");
     ctx.update(&body);
-    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ctx.finish().as_ref())
+}
+
+/// Lower-case hexadecimal of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The columns of `audit.statements`.
@@ -185,8 +190,6 @@ struct Tail {
 /// This process's journal: the segment being written and those sealed but not yet committed.
 struct Journal {
     dir: PathBuf,
-    /// Identifies this process's records (`<id>-<n>`) and segment files (`<id>-<k>.jsonl`).
-    id: String,
     segment: u64,
     file: File,
     path: PathBuf,
@@ -203,6 +206,8 @@ pub(crate) struct Auditor {
     location: String,
     options: AuditOptions,
     journal: Mutex<Journal>,
+    /// Identifies this process's records (`<id>-<n>`) and journal segments (`<id>-<k>.jsonl`).
+    journal_id: String,
     next_record: AtomicU64,
     wake: tokio::sync::Notify,
     flushing: tokio::sync::Mutex<Option<Tail>>,
@@ -254,7 +259,8 @@ impl Auditor {
             warehouse: warehouse.clone(),
             location,
             options,
-            journal: Mutex::new(Journal { dir, id, segment: 0, file, path, waiting, sealed }),
+            journal: Mutex::new(Journal { dir, segment: 0, file, path, waiting, sealed }),
+            journal_id: id,
             next_record: AtomicU64::new(1),
             wake: tokio::sync::Notify::new(),
             flushing: tokio::sync::Mutex::new(None),
@@ -283,7 +289,7 @@ impl Auditor {
 
     /// Journals `record`: when this returns Ok, the record survives a crash of the process.
     pub(crate) fn write(&self, mut record: Record) -> Result<()> {
-        record.id = format!("{}-{}", self.journal.lock().id, self.next_record.fetch_add(1, Ordering::Relaxed));
+        record.id = format!("{}-{}", self.journal_id, self.next_record.fetch_add(1, Ordering::Relaxed));
         let mut line = serde_json::to_vec(&record).map_err(|e| Error::Invalid(format!("audit record: {e}")))?;
         line.push(b'\n');
         let many = {
@@ -321,7 +327,7 @@ impl Auditor {
             // Seal the segment: its records are exactly those taken now.
             j.file.sync_data().map_err(|e| journal_error(&j.path, e))?;
             let next = j.segment + 1;
-            let (path, file) = open_segment(&j.dir, &j.id, next)?;
+            let (path, file) = open_segment(&j.dir, &self.journal_id, next)?;
             let old_path = std::mem::replace(&mut j.path, path);
             let old_file = std::mem::replace(&mut j.file, file);
             j.segment = next;
@@ -397,9 +403,9 @@ impl Auditor {
     /// Drops records already in the table (a recovered segment whose commit landed before its
     /// process died).
     async fn without_committed(&self, table: &deltalake::DeltaTable, records: Vec<Record>) -> Result<Vec<Record>> {
-        let own = self.journal.lock().id.clone();
+        let own = &self.journal_id;
         let foreign: HashSet<&str> =
-            records.iter().filter_map(|r| r.id.split('-').next()).filter(|j| *j != own).collect();
+            records.iter().filter_map(|r| r.id.split('-').next()).filter(|j| *j != own.as_str()).collect();
         if foreign.is_empty() {
             return Ok(records);
         }
@@ -450,7 +456,7 @@ fn default_journal_dir(warehouse: &Warehouse) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
         .unwrap_or_else(std::env::temp_dir);
     let digest = ring::digest::digest(&ring::digest::SHA256, warehouse.url().as_bytes());
-    let name: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = hex(&digest.as_ref()[..8]);
     state.join("kura").join("audit-journal").join(name)
 }
 

@@ -53,25 +53,11 @@ pub(crate) async fn record_erasure(
     if session.engine.auditor.is_none() {
         return Ok(());
     }
-    let mut list = ListBuilder::new(StringBuilder::new());
-    for (t, n) in tables {
-        list.values().append_value(format!("{t}: {n}"));
-    }
-    list.append(true);
-    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
-    let int = |v: u64| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v as i64])) as ArrayRef;
+    let tables: Vec<String> = tables.iter().map(|(t, n)| format!("{t}: {n}")).collect();
     append_system_rows(
         session.engine(),
         ERASURES_TABLE,
-        vec![
-            Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
-            text(session.user()),
-            text(what),
-            Arc::new(list.finish()),
-            int(rows),
-            int(retain_hours),
-            int(files),
-        ],
+        vec![now(), text(session.user()), text(what), list(&tables), int(rows), int(retain_hours), int(files)],
     )
     .await
 }
@@ -121,16 +107,6 @@ pub(crate) struct Provision {
 
 /// Records a provision and the research IDs it touched.
 pub(crate) async fn record_provision(session: &crate::Session, p: Provision, ids: &std::collections::BTreeSet<i64>) -> Result<()> {
-    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
-    let int = |v: i64| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v])) as ArrayRef;
-    let list = |v: &[String]| {
-        let mut b = ListBuilder::new(StringBuilder::new());
-        for x in v {
-            b.values().append_value(x);
-        }
-        b.append(true);
-        Arc::new(b.finish()) as ArrayRef
-    };
     // The persons first: a provision on record always has its persons.
     let n = ids.len();
     append_system_rows(
@@ -147,7 +123,7 @@ pub(crate) async fn record_provision(session: &crate::Session, p: Provision, ids
         PROVISIONS_TABLE,
         vec![
             text(&p.id),
-            Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
+            now(),
             text(session.user()),
             text(&p.approval),
             text(&p.recipient),
@@ -155,8 +131,8 @@ pub(crate) async fn record_provision(session: &crate::Session, p: Provision, ids
             text(&p.destination),
             list(&p.files),
             list(&p.checksums),
-            int(p.rows as i64),
-            int(n as i64),
+            int(p.rows),
+            int(n as u64),
             text(&p.manifest_sha256),
         ],
     )
@@ -244,32 +220,48 @@ pub(crate) async fn record_ingestion(session: &crate::Session, ing: Ingestion) -
     if session.engine.auditor.is_none() {
         return Ok(());
     }
-    let mut files = ListBuilder::new(StringBuilder::new());
-    let mut checksums = ListBuilder::new(StringBuilder::new());
-    for (b, v) in [(&mut files, &ing.files), (&mut checksums, &ing.checksums)] {
-        for x in v {
-            b.values().append_value(x);
-        }
-        b.append(true);
-    }
-    let text = |v: &str| Arc::new(datafusion::arrow::array::StringArray::from(vec![v.to_string()])) as ArrayRef;
-    let int = |v: Option<i64>| Arc::new(datafusion::arrow::array::Int64Array::from(vec![v])) as ArrayRef;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])),
+        now(),
         text(session.user()),
         text(session.id()),
         text(&ing.table),
         text(&ing.source),
         text(&ing.format),
-        Arc::new(files.finish()),
-        Arc::new(checksums.finish()),
-        int(ing.bytes.map(|b| b as i64)),
-        int(Some(ing.rows as i64)),
-        int(Some(ing.rejected as i64)),
-        int(ing.version_before.map(|v| v as i64)),
-        int(ing.version_after.map(|v| v as i64)),
+        list(&ing.files),
+        list(&ing.checksums),
+        maybe_int(ing.bytes),
+        int(ing.rows),
+        int(ing.rejected),
+        maybe_int(ing.version_before),
+        maybe_int(ing.version_after),
     ];
     append_system_rows(session.engine(), INGESTIONS_TABLE, columns).await
+}
+
+/// One-row columns of a record: now, a text, a count (or none), a list of texts.
+fn now() -> ArrayRef {
+    Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()]))
+}
+
+fn text(v: &str) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::StringArray::from(vec![v]))
+}
+
+fn int(v: u64) -> ArrayRef {
+    maybe_int(Some(v))
+}
+
+fn maybe_int(v: Option<u64>) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::Int64Array::from(vec![v.map(|v| v as i64)]))
+}
+
+fn list(v: &[String]) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for x in v {
+        b.values().append_value(x);
+    }
+    b.append(true);
+    Arc::new(b.finish())
 }
 
 /// Appends rows (columns in the table's order) to a table of the audit schema, cast to its
@@ -317,7 +309,7 @@ impl<R: std::io::Read> std::io::Read for HashingReader<R> {
 /// `sha256:<hex>` of what a [`HashingReader`] read.
 pub(crate) fn digest_hex(digest: &Mutex<ring::digest::Context>) -> String {
     let d = digest.lock().clone().finish();
-    format!("sha256:{}", d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("sha256:{}", super::hex(d.as_ref()))
 }
 
 /// `sha256:<hex>` of a whole file.

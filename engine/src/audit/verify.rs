@@ -33,8 +33,7 @@ impl AuditReport {
 
 /// Runs `sql` over the audit table (registered as `audit`), returning its first column as text.
 pub(crate) async fn query_strings(table: &deltalake::DeltaTable, sql: &str) -> Result<Vec<String>> {
-    let ctx = SessionContext::new();
-    ctx.register_table("audit", table.table_provider().await?).map_err(Error::from_datafusion)?;
+    let ctx = context(table).await?;
     let batches = ctx.sql(sql).await.map_err(Error::from_datafusion)?.collect().await.map_err(Error::from_datafusion)?;
     let mut out = Vec::new();
     for b in batches {
@@ -88,9 +87,15 @@ pub async fn verify(engine: &Engine, head: Option<(i64, String)>) -> Result<Audi
     Ok(report)
 }
 
-async fn check_rows(table: &deltalake::DeltaTable, report: &mut AuditReport) -> Result<()> {
+/// A context with `table` (an audit schema table, read raw) registered as `audit`.
+async fn context(table: &deltalake::DeltaTable) -> Result<SessionContext> {
     let ctx = SessionContext::new();
     ctx.register_table("audit", table.table_provider().await?).map_err(Error::from_datafusion)?;
+    Ok(ctx)
+}
+
+async fn check_rows(table: &deltalake::DeltaTable, report: &mut AuditReport) -> Result<()> {
+    let ctx = context(table).await?;
     let df = ctx
         .sql(
             "SELECT seq, record_id, at, duration_us, user_name, roles, client, session_id, kind, statement, \
