@@ -118,6 +118,7 @@ async fn main() -> Result<()> {
             seed: 42,
             out_dir: source.clone(),
             progress: true,
+            receipts: false,
         })?;
         eprintln!("generated in {:.1}s", started.elapsed().as_secs_f64());
     }

@@ -58,6 +58,10 @@ enum Command {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+        /// Do not also write the claims as electronic receipt files (receipts/, for
+        /// `kura import receipts`).
+        #[arg(long)]
+        no_receipts: bool,
     },
     /// Build a demo warehouse from synthetic data and open it.
     Demo {
@@ -210,6 +214,25 @@ enum ImportCommand {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Load claims files in the electronic receipt format (レセプト電算: *.UKE, Shift_JIS) into
+    /// normalised tables: claims, insurers, diagnoses, procedures, drugs, materials.
+    Receipts {
+        /// A claims file or a folder of them (searched at any depth).
+        dir: PathBuf,
+        /// Warehouse location: a folder, file://, s3://bucket/prefix or memory://name.
+        #[arg(long, env = "KURA_DATA", default_value = "./kura-data")]
+        data: String,
+        /// Schema of the tables (created if missing).
+        #[arg(long, default_value = "receipts")]
+        schema: String,
+        /// What a malformed record does: abort (load nothing) or skip (leave out its receipt,
+        /// list it in <schema>.receipt_rejects, load the rest).
+        #[arg(long, default_value = "abort", value_parser = ["abort", "skip"])]
+        on_error: String,
+        /// Encoding of the files.
+        #[arg(long, default_value = "shift_jis", value_parser = ["shift_jis", "utf8"])]
+        encoding: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -339,8 +362,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             engine.flush_audit().await.context("the audit trail could not be written")?;
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
-        Command::Datagen { persons, seed, out } => {
-            datagen(persons, seed, &out)?;
+        Command::Datagen { persons, seed, out, no_receipts } => {
+            datagen(persons, seed, &out, !no_receipts)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Demo { data, persons, listen, fresh, no_serve } => demo(data, persons, listen, fresh, no_serve).await,
@@ -352,6 +375,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             options.into = into;
             options.jobs = jobs;
             import_postgres(&data, &options, report.as_deref()).await
+        }
+        Command::Import { command: ImportCommand::Receipts { dir, data, schema, on_error, encoding } } => {
+            import_receipts(&data, &dir, &schema, &on_error, &encoding).await
         }
         Command::Migrate {
             from,
@@ -463,6 +489,50 @@ async fn import_postgres(data: &str, options: &kura_pgimport::ImportOptions, rep
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `kura import receipts`: `COPY schema FROM 'dir' WITH (FORMAT receipt ...)` as superuser
+/// `kura`, then a summary of what was loaded and rejected.
+async fn import_receipts(data: &str, dir: &std::path::Path, schema: &str, on_error: &str, encoding: &str) -> Result<std::process::ExitCode> {
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let engine = open_audited(data).await?;
+    let mut session = engine.session("kura");
+    session.set_progress(progress::TerminalProgress::new());
+    let ident = format!("\"{}\"", schema.replace('"', "\"\""));
+    let literal = dir.to_string_lossy().replace('\'', "''");
+    let started = Instant::now();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let result = async {
+        session.execute_all(&format!("CREATE SCHEMA IF NOT EXISTS {ident}")).await?;
+        let copy = format!("COPY {ident} FROM '{literal}' WITH (FORMAT receipt, ON_ERROR '{on_error}', ENCODING '{encoding}')");
+        session.execute_all(&copy).await
+    }
+    .await;
+    let outcome = match result {
+        Ok(outputs) => {
+            let loaded = outputs.last().and_then(|(_, o)| match o {
+                kura_engine::StatementOutput::Command { rows, .. } => *rows,
+                _ => None,
+            });
+            let secs = started.elapsed().as_secs_f64();
+            println!("loaded {} receipts from {} into {schema}.claims in {secs:.1}s", loaded.unwrap_or(0), dir.display());
+            let rejects = session
+                .query(&format!(
+                    "SELECT file, line, record_type, error FROM {ident}.receipt_rejects \
+                     WHERE CAST(rejected_at AS BIGINT) >= {since} ORDER BY file, line"
+                ))
+                .await?;
+            let rows: usize = rejects.iter().map(|b| b.num_rows()).sum();
+            if let (true, Some(first)) = (rows > 0, rejects.first()) {
+                println!("rejected (their receipts were left out; listed in {schema}.receipt_rejects):");
+                render::print_table(&first.schema(), &rejects)?;
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    engine.flush_audit().await.context("the audit trail could not be written")?;
+    outcome
+}
+
 /// Lifts a cutover's read-only flag.
 async fn migrate_reopen(from: &str) -> Result<std::process::ExitCode> {
     match kura_migrate::reopen(from).await? {
@@ -535,9 +605,10 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn datagen(persons: u64, seed: u64, out: &std::path::Path) -> Result<()> {
+fn datagen(persons: u64, seed: u64, out: &std::path::Path, receipts: bool) -> Result<()> {
     let started = Instant::now();
-    let config = kura_datagen::Config { persons, seed, out_dir: out.to_path_buf(), progress: render::stderr_is_terminal() };
+    let config =
+        kura_datagen::Config { persons, seed, out_dir: out.to_path_buf(), progress: render::stderr_is_terminal(), receipts };
     let summary = kura_datagen::generate(&config).context("data generation failed")?;
     let bytes: u64 = summary.files.iter().map(|f| f.bytes).sum();
     eprintln!(
@@ -639,7 +710,7 @@ async fn demo(dir: PathBuf, persons: u64, listen: std::net::SocketAddr, fresh: b
             std::fs::remove_dir_all(&warehouse)?;
         }
         eprintln!("Generating a synthetic municipality of {persons} persons...");
-        datagen(persons, 42, &source)?;
+        datagen(persons, 42, &source, false)?;
         let engine = open_audited(&warehouse.to_string_lossy()).await?;
         let mut session = engine.session("kura");
         session.set_progress(progress::TerminalProgress::new());

@@ -5,7 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let persons: u64 = args.get(1).map_or(Ok(10_000), |s| s.parse())?;
     let seed: u64 = args.get(2).map_or(Ok(42), |s| s.parse())?;
     let out_dir = args.get(3).map_or_else(|| "/tmp/kura-gen".into(), Into::into);
-    let config = kura_datagen::Config { persons, seed, out_dir, progress: std::env::var_os("NO_PROGRESS").is_none() };
+    let config = kura_datagen::Config { persons, seed, out_dir, progress: std::env::var_os("NO_PROGRESS").is_none(), receipts: false };
     let summary = kura_datagen::generate(&config)?;
     for f in &summary.files {
         println!("{:<28} {:>12} rows {:>14} bytes  {:?}", f.name, f.rows, f.bytes, f.encoding);

@@ -3,6 +3,7 @@
 use crate::csvw::Row;
 use crate::date::{self, Date, MONTHS, PERIOD_END, PERIOD_START, days_in_month, month_end, month_start};
 use crate::kana;
+use crate::receipt;
 use crate::medical::{CONDS, DRUGS, Kind, LABS, c, l};
 use crate::names::{SURNAMES, surname_variant};
 use crate::rng::{Perm, Rand, RandExt, digits_for, hash, stream, unit};
@@ -65,11 +66,26 @@ impl Keys {
 pub(crate) struct Out {
     pub bufs: Vec<Vec<u8>>,
     pub rows: Vec<u64>,
+    /// Claims in the receipt format (when the run writes them).
+    pub receipts: Vec<receipt::Block>,
+    /// A character a receipt could not encode in Shift_JIS.
+    pub unencodable: Option<char>,
 }
 
 impl Out {
     pub(crate) fn new() -> Out {
-        Out { bufs: (0..f::COUNT).map(|_| Vec::with_capacity(1 << 16)).collect(), rows: vec![0; f::COUNT] }
+        Out {
+            bufs: (0..f::COUNT).map(|_| Vec::with_capacity(1 << 16)).collect(),
+            rows: vec![0; f::COUNT],
+            receipts: Vec::new(),
+            unencodable: None,
+        }
+    }
+    fn receipt(&mut self, claim: &receipt::Claim) {
+        match receipt::block(claim) {
+            Ok(b) => self.receipts.push(b),
+            Err(c) => self.unencodable = Some(c),
+        }
     }
     #[inline]
     fn row(&mut self, file: usize) -> Row<'_> {
@@ -83,6 +99,8 @@ pub(crate) struct Ctx<'a> {
     pub world: &'a World,
     pub seed: u64,
     pub keys: Keys,
+    /// Also write claims in the receipt format.
+    pub receipts: bool,
 }
 
 /// Sex code used by public-sector sources.
@@ -661,6 +679,38 @@ fn emit_claims(ctx: &Ctx, hh: &Household, i: usize, out: &mut Out, rng: &mut Ran
             if v.diags.iter().any(|d| d.0 as usize == c::U07) {
                 covid = Some(v.date);
             }
+            if ctx.receipts {
+                let mut kanji = String::new();
+                kanji_name(p, v.date, false, "　", &mut kanji);
+                let first = v.diags[0];
+                let material = match first.0 as usize {
+                    c::S72 if v.inpatient && first.1 == v.date => Some("700590000"),
+                    c::I21 if v.inpatient && first.1 == v.date => Some("730080000"),
+                    _ => None,
+                };
+                out.receipt(&receipt::Claim {
+                    dental: fac.kind == FacKind::Dental,
+                    inpatient: v.inpatient,
+                    service_month: m,
+                    facility: v.fac,
+                    insurer: &insurer.number,
+                    insurer_kind: insurer.kind,
+                    symbol: &id.symbol,
+                    number: &id.number,
+                    suffix: &id.suffix,
+                    name_kanji: &kanji,
+                    name_kana: kana,
+                    sex: sex_code(p),
+                    birth: bd,
+                    days: v.days as i64,
+                    points: v.points.round().max(1.0) as i64,
+                    admission: v.inpatient.then_some(first.1),
+                    diagnoses: v.diags.iter().enumerate().map(|(k, d)| (d.0 as usize, d.1, k == 0, d.2)).collect(),
+                    drugs: &drugs,
+                    material,
+                    key: claim_id,
+                });
+            }
             if !v.inpatient && !drugs.is_empty() && rng.p(if fac.kind == FacKind::Hospital { 0.7 } else { 0.62 }) {
                 let ph = if rng.p(0.7) {
                     w.pharmacies[(hash(&[p.pidx, 44]) % w.pharmacies.len() as u64) as usize]
@@ -750,6 +800,32 @@ fn emit_claims(ctx: &Ctx, hh: &Household, i: usize, out: &mut Out, rng: &mut Ran
                     .i(days)
                     .i(pts.round() as i64)
                     .end();
+                if ctx.receipts {
+                    let mut kanji = String::new();
+                    kanji_name(p, d, false, "　", &mut kanji);
+                    out.receipt(&receipt::Claim {
+                        dental: true,
+                        inpatient: false,
+                        service_month: m,
+                        facility: fac_i,
+                        insurer: &insurer.number,
+                        insurer_kind: insurer.kind,
+                        symbol: &id.symbol,
+                        number: &id.number,
+                        suffix: &id.suffix,
+                        name_kanji: &kanji,
+                        name_kana: kana,
+                        sex: sex_code(p),
+                        birth: bd,
+                        days,
+                        points: pts.round() as i64,
+                        admission: None,
+                        diagnoses: vec![(dental_dx, d, true, false)],
+                        drugs: &[],
+                        material: None,
+                        key: claim_id,
+                    });
+                }
                 let cd = &CONDS[dental_dx];
                 out.row(f::DIAGNOSES)
                     .i(claim_id as i64)

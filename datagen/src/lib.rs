@@ -32,6 +32,7 @@
 //!     seed: 42,
 //!     out_dir: "/tmp/kura-demo".into(),
 //!     progress: false,
+//!     receipts: false,
 //! })?;
 //! for f in &summary.files {
 //!     println!("{} {} rows {} bytes ({:?})", f.name, f.rows, f.bytes, f.encoding);
@@ -47,6 +48,7 @@ mod error;
 mod kana;
 mod medical;
 mod names;
+mod receipt;
 mod rng;
 mod schema;
 mod sim;
@@ -75,6 +77,9 @@ pub struct Config {
     pub out_dir: PathBuf,
     /// Show an indicatif progress bar (persons generated) on stderr.
     pub progress: bool,
+    /// Also write the medical and dental claims as claims files in the electronic receipt
+    /// format (レセプト電算), under `receipts/` (see the README the run writes).
+    pub receipts: bool,
 }
 
 /// One written file.
@@ -93,7 +98,8 @@ pub struct FileSummary {
 /// What [`generate`] produced.
 #[derive(Clone, Debug)]
 pub struct Summary {
-    /// Every file written, CSV files first (in `load.sql` order), then `load.sql`, `README.txt`.
+    /// Every file written, CSV files first (in `load.sql` order), then `receipts/` (one entry for
+    /// the directory of claims files, when written), `load.sql`, `README.txt`.
     pub files: Vec<FileSummary>,
     /// Wall-clock time.
     pub elapsed: Duration,
@@ -149,7 +155,8 @@ pub fn generate_with_threads(config: &Config, threads: usize) -> Result<Summary>
         acc += p.size as u64;
     }
     debug_assert_eq!(acc, n);
-    let ctx = emit::Ctx { world: &world, seed, keys: emit::Keys::new(seed, n) };
+    let ctx = emit::Ctx { world: &world, seed, keys: emit::Keys::new(seed, n), receipts: config.receipts };
+    let mut staging = if config.receipts { Some(receipt::Staging::new(dir)?) } else { None };
 
     // open all CSV files and write headers
     let mut writers = Vec::with_capacity(schema::f::COUNT);
@@ -241,6 +248,15 @@ pub fn generate_with_threads(config: &Config, threads: usize) -> Result<Summary>
                             bytes[fi] += data.len() as u64;
                             rows[fi] += chunk.rows[fi];
                         }
+                        if let Some(st) = staging.as_mut() {
+                            for b in &chunk.receipts {
+                                if let Err(e) = st.add(b) {
+                                    failure = Some(e);
+                                    abort.store(true, Ordering::Relaxed);
+                                    break 'recv;
+                                }
+                            }
+                        }
                         progress.inc(chunk.persons);
                     }
                     Err(e) => {
@@ -267,6 +283,11 @@ pub fn generate_with_threads(config: &Config, threads: usize) -> Result<Summary>
         let t = &schema::TABLES[fi];
         files.push(FileSummary { name: t.file.to_string(), rows: rows[fi], bytes: bytes[fi], encoding: t.enc });
     }
+    if let Some(st) = staging {
+        let (receipts, bytes, count) = st.finish(&world)?;
+        tracing::info!(receipts, files = count, "claims files in the receipt format written");
+        files.push(FileSummary { name: "receipts/".into(), rows: receipts, bytes, encoding: FileEncoding::ShiftJis });
+    }
     let sql = schema::load_sql(n, seed);
     files.push(write_text(dir, "load.sql", &sql)?);
     let readme = schema::readme(n, seed, world::CITY_NAME);
@@ -292,6 +313,7 @@ fn write_text(dir: &Path, name: &str, text: &str) -> Result<FileSummary> {
 struct Chunk {
     bufs: Vec<Vec<u8>>,
     rows: Vec<u64>,
+    receipts: Vec<receipt::Block>,
     persons: u64,
 }
 
@@ -305,6 +327,9 @@ fn build_chunk(ctx: &emit::Ctx, plans: &[sim::HhPlan], first_pidx: &[u64], ci: u
         persons += hh.members.len() as u64;
         emit::emit_household(ctx, &hh, &mut out);
     }
+    if let Some(c) = out.unencodable {
+        return Err(Error::Unencodable { file: "receipts", sample: c.to_string() });
+    }
     let mut bufs = Vec::with_capacity(out.bufs.len());
     for (fi, buf) in out.bufs.into_iter().enumerate() {
         let t = &schema::TABLES[fi];
@@ -314,7 +339,7 @@ fn build_chunk(ctx: &emit::Ctx, plans: &[sim::HhPlan], first_pidx: &[u64], ci: u
             bufs.push(buf);
         }
     }
-    Ok(Chunk { bufs, rows: out.rows, persons })
+    Ok(Chunk { bufs, rows: out.rows, receipts: out.receipts, persons })
 }
 
 /// Encode UTF-8 text as Shift_JIS (Windows-31J), failing on any unmappable character.

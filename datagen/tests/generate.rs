@@ -6,7 +6,62 @@ use std::path::Path;
 use kura_datagen::{Config, FileEncoding, Summary, generate_with_threads};
 
 fn run_gen(dir: &Path, persons: u64, seed: u64, threads: usize) -> Summary {
-    generate_with_threads(&Config { persons, seed, out_dir: dir.to_path_buf(), progress: false }, threads).expect("generate")
+    gen_with(dir, persons, seed, threads, false)
+}
+
+fn gen_with(dir: &Path, persons: u64, seed: u64, threads: usize, receipts: bool) -> Summary {
+    generate_with_threads(&Config { persons, seed, out_dir: dir.to_path_buf(), progress: false, receipts }, threads).expect("generate")
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Receipts change nothing else, are the same on any thread count, and are well-formed
+/// Shift_JIS claims files whose GO trailers agree with their receipts.
+#[test]
+fn receipts_are_deterministic_and_leave_the_csv_alone() {
+    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sa = gen_with(a.path(), 800, 5, 1, true);
+    gen_with(b.path(), 800, 5, 3, true);
+    gen_with(c.path(), 800, 5, 2, false);
+    let (ta, tb, tc) = (tree(a.path()), tree(b.path()), tree(c.path()));
+    assert_eq!(ta, tb, "receipts differ between thread counts");
+    for (name, bytes) in &tc {
+        assert_eq!(ta.get(name), Some(bytes), "{name} changed when receipts were written");
+    }
+    let receipts: Vec<_> = ta.iter().filter(|(n, _)| n.starts_with("receipts/")).collect();
+    assert!(receipts.len() > 20, "{} receipt files", receipts.len());
+    assert!(receipts.iter().all(|(n, _)| n.ends_with(".UKE")), "only claims files, no staging left");
+    let claims = sa.files.iter().find(|f| f.name == "receipts/").expect("receipts in the summary");
+    let csv_claims: u64 =
+        sa.files.iter().filter(|f| f.name == "claims_medical.csv" || f.name == "claims_dental.csv").map(|f| f.rows).sum();
+    assert_eq!(claims.rows, csv_claims, "one receipt per medical and dental claim");
+    let mut total = 0u64;
+    for (name, bytes) in receipts {
+        let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes.strip_suffix(&[0x1a]).unwrap());
+        assert!(!had_errors, "{name}: invalid Shift_JIS");
+        let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert!(lines[0].starts_with("IR,"), "{name}");
+        let re = lines.iter().filter(|l| l.starts_with("RE,")).count();
+        let go: Vec<&str> = lines.last().unwrap().split(',').collect();
+        assert_eq!((go[0], go[1].parse::<usize>().unwrap()), ("GO", re), "{name}");
+        total += re as u64;
+    }
+    assert_eq!(total, claims.rows);
 }
 
 /// Decode a file according to its encoding.

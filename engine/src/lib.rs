@@ -44,6 +44,7 @@ mod policy;
 mod provider;
 mod provision;
 mod read_only;
+mod receipts;
 mod scan;
 pub mod scram;
 mod session;

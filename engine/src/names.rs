@@ -47,7 +47,7 @@ pub fn normalize_ident(ident: &Ident) -> String {
     if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
-fn parts(name: &ObjectName) -> Result<Vec<String>> {
+pub(crate) fn parts(name: &ObjectName) -> Result<Vec<String>> {
     name.0
         .iter()
         .map(|p| match p {

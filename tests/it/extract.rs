@@ -30,7 +30,7 @@ fn pycanon(csv: &Path, qi: &str, k: usize, l: Option<(&str, usize)>) -> String {
 async fn extracts_of_the_resident_register_pass_pycanon() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
-    kura_datagen::generate(&kura_datagen::Config { persons: 3000, seed: 7, out_dir: source.clone(), progress: false })
+    kura_datagen::generate(&kura_datagen::Config { persons: 3000, seed: 7, out_dir: source.clone(), progress: false, receipts: false })
         .unwrap();
     let engine = kura_engine::Engine::open(&dir.path().join("wh").to_string_lossy()).await.unwrap();
     let mut session = engine.session("kura");

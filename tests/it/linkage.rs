@@ -21,7 +21,7 @@ fn ratio(r: &[(String, String)], item: &str) -> f64 {
 async fn generated_sources_link_with_precision_recall_and_stable_ids() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
-    kura_datagen::generate(&kura_datagen::Config { persons: 20_000, seed: 11, out_dir: source.clone(), progress: false })
+    kura_datagen::generate(&kura_datagen::Config { persons: 20_000, seed: 11, out_dir: source.clone(), progress: false, receipts: false })
         .unwrap();
     let engine = kura_engine::Engine::open(&dir.path().join("wh").to_string_lossy()).await.unwrap();
     let mut session = engine.session("kura");

@@ -15,5 +15,6 @@ mod linkage;
 mod migrate;
 mod persistence;
 mod pg_import;
+mod receipts;
 mod s3;
 mod server;

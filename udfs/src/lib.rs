@@ -57,7 +57,7 @@ pub use mask::MaskText;
 pub use numeric::NumericCoding;
 pub use pseudonym::Pseudonymize;
 pub use shift::DateShift;
-pub use wareki::{ToWareki, WarekiToDate};
+pub use wareki::{ToWareki, WarekiToDate, era_code_date, era_code_month};
 
 use std::sync::Arc;
 

@@ -123,6 +123,41 @@ fn parse(text: &str, nfkc: &mut String) -> Result<Option<i32>, Invalid> {
     era_date(era, year, month, day).map(Some)
 }
 
+/// The date of a claims-file era date: era code (1 明治 .. 5 令和) + `YYMMDD`, e.g. `5070401`
+/// for 2025-04-01, as days since 1970-01-01 (Arrow `Date32`). `None` if `text` is not seven
+/// digits naming a day of that era.
+pub fn era_code_date(text: &str) -> Option<i32> {
+    let s = text.as_bytes();
+    if s.len() != 7 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| text[r].parse::<u32>().unwrap_or(0);
+    let era = ERAS.iter().position(|e| e.code == n(0..1))?;
+    era_date(era, n(1..3), n(3..5), n(5..7)).ok()
+}
+
+/// The first day of a claims-file era month: era code + `YYMM`, e.g. `50704` for 2025-04 (a
+/// service or billing month). `None` if `text` is not five digits naming a month that era
+/// covers at least in part (平成元年1月, whose first week was 昭和, is a valid month).
+pub fn era_code_month(text: &str) -> Option<i32> {
+    let s = text.as_bytes();
+    if s.len() != 5 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| text[r].parse::<u32>().unwrap_or(0);
+    let era = ERAS.iter().position(|e| e.code == n(0..1))?;
+    let (year, month) = (n(1..3), n(3..5));
+    if year == 0 || !(1..=12).contains(&month) {
+        return None;
+    }
+    let y = ERAS[era].start.0 + year as i32 - 1;
+    let first = days_from_civil(y, month, 1);
+    let last = days_from_civil(y, month, crate::calendar::days_in_month(y, month));
+    let starts_in_time = last >= era_start(era);
+    let ends_in_time = ERAS.get(era + 1).is_none_or(|_| first < era_start(era + 1));
+    (starts_in_time && ends_in_time).then_some(first)
+}
+
 const TO_DATE: &str = "wareki_to_date";
 
 /// `wareki_to_date(text) -> Date32`: reads a Japanese era date.
@@ -366,6 +401,27 @@ mod tests {
 
     fn p(s: &str) -> Result<Option<(i32, u32, u32)>, Invalid> {
         parse(s, &mut String::new()).map(|d| d.map(civil_from_days))
+    }
+
+    #[test]
+    fn claims_era_codes() {
+        let d = |s: &str| era_code_date(s).map(civil_from_days);
+        assert_eq!(d("5070401"), Some((2025, 4, 1)));
+        assert_eq!(d("4310430"), Some((2019, 4, 30)));
+        assert_eq!(d("4310501"), None, "平成31年5月1日 is 令和");
+        assert_eq!(d("3501231"), Some((1975, 12, 31)));
+        assert_eq!(d("6010101"), None, "no era 6");
+        assert_eq!(d("507040"), None);
+        assert_eq!(d("50704a1"), None);
+        assert_eq!(d("5070231"), None);
+        let m = |s: &str| era_code_month(s).map(civil_from_days);
+        assert_eq!(m("50704"), Some((2025, 4, 1)));
+        assert_eq!(m("40101"), Some((1989, 1, 1)), "平成元年1月 is a month 平成 covers in part");
+        assert_eq!(m("43104"), Some((2019, 4, 1)));
+        assert_eq!(m("43105"), None, "平成31年5月 is 令和");
+        assert_eq!(m("50104"), None, "令和元年4月 is 平成");
+        assert_eq!(m("50713"), None);
+        assert_eq!(m("50004"), None);
     }
 
     #[test]

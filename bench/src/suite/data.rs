@@ -87,7 +87,7 @@ pub async fn ensure_cohort_warehouse(dir: &Path, persons: u64) -> Result<PathBuf
     let source = dir.join(format!("source-{persons}"));
     if !source.join("load.sql").exists() {
         eprintln!("generating {persons} persons into {}", source.display());
-        kura_datagen::generate(&kura_datagen::Config { persons, seed: 42, out_dir: source.clone(), progress: true })?;
+        kura_datagen::generate(&kura_datagen::Config { persons, seed: 42, out_dir: source.clone(), progress: true, receipts: false })?;
     }
     eprintln!("loading {} into {}", source.display(), warehouse.display());
     let engine = Engine::open(&warehouse.to_string_lossy()).await?;

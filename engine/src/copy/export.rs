@@ -76,6 +76,7 @@ pub(crate) async fn write_stream(
                 }
                 writer.close().map_err(|e| Error::Invalid(format!("cannot write Parquet: {e}")))?;
             }
+            CopyFormat::Receipt => return Err(Error::Invalid("COPY FORMAT receipt only loads (COPY ... FROM)".into())),
             CopyFormat::Csv | CopyFormat::Text => {
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
                 let mut text = String::with_capacity(1 << 16);

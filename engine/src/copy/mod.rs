@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::ast::ObjectName;
 pub use client::{CopyIn, CopyOut};
 pub(crate) use csv_in::OnceStream;
 pub(crate) use export::{source_plan, write_stream};
-pub(crate) use options::{CopyFormat, CopyOptions};
+pub(crate) use options::{CopyFormat, CopyOptions, FileEncoding, OnError};
 
 use crate::parser::{CopyEndpoint, CopySource, CopyStatement};
 use crate::session::{Session, StatementOutput};
@@ -33,6 +33,11 @@ pub(crate) async fn execute(session: &Session, stmt: CopyStatement) -> Result<St
             // superusers may read or write them. Others use COPY ... STDIN/STDOUT (psql's \copy).
             session.require_superuser("COPY to or from a file on the server; use psql's \\copy")?;
             p.clone()
+        }
+        CopyEndpoint::Client if options.format == CopyFormat::Receipt => {
+            return Err(Error::Unsupported(
+                "COPY ... WITH (FORMAT receipt) reads a directory of claims files on the server, not STDIN".into(),
+            ));
         }
         CopyEndpoint::Client => {
             return Ok(if stmt.to {
@@ -49,6 +54,13 @@ pub(crate) async fn execute(session: &Session, stmt: CopyStatement) -> Result<St
     let CopySource::Table { name, columns } = stmt.source else {
         return Err(Error::Invalid("COPY FROM needs a table".into()));
     };
+    if options.format == CopyFormat::Receipt {
+        if !columns.is_empty() {
+            return Err(Error::Invalid("COPY ... WITH (FORMAT receipt) takes no column list: it fills its own tables".into()));
+        }
+        let receipts = crate::receipts::copy_from(session, &name, &path, &options).await?;
+        return Ok(StatementOutput::counted("COPY", receipts));
+    }
     let rows = copy_from_file(session, &name, &columns, &path, &options).await?;
     Ok(StatementOutput::counted("COPY", rows))
 }
@@ -63,6 +75,7 @@ async fn copy_from_file(
     let full = session.resolve_path(path);
     match options.format {
         CopyFormat::Parquet => csv_in::load_parquet(session, name, columns, path, &full).await,
+        CopyFormat::Receipt => unreachable!("claims files are loaded by crate::receipts"),
         CopyFormat::Csv | CopyFormat::Text => {
             let file = std::fs::File::open(&full).map_err(|e| Error::File { path: path.to_string(), source: e })?;
             let total = file.metadata().map(|m| m.len()).ok();

@@ -11,6 +11,17 @@ pub(crate) enum CopyFormat {
     Text,
     /// Apache Parquet.
     Parquet,
+    /// Claims files (レセプト電算), loaded into a schema's normalised tables.
+    Receipt,
+}
+
+/// What a claims load does with malformed records (`ON_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnError {
+    /// Load nothing.
+    Abort,
+    /// Leave out the receipts (or files) they belong to, list them, load the rest.
+    Skip,
 }
 
 /// Character encodings of CSV files.
@@ -36,6 +47,8 @@ pub(crate) struct CopyOptions {
     pub encoding: FileEncoding,
     /// Table that receives rows that could not be loaded, instead of failing the load.
     pub rejects_table: Option<String>,
+    /// FORMAT receipt: what malformed records do.
+    pub on_error: OnError,
 }
 
 fn single_byte(name: &str, value: &str) -> Result<u8> {
@@ -61,7 +74,9 @@ impl CopyOptions {
             Some(f) if f == "csv" => CopyFormat::Csv,
             Some(f) if f == "text" => CopyFormat::Text,
             Some(f) if f == "parquet" => CopyFormat::Parquet,
-            Some(f) => return Err(Error::Invalid(format!("COPY format \"{f}\" not recognized (csv, text, parquet)"))),
+            Some(f) if f == "receipt" && !to => CopyFormat::Receipt,
+            Some(f) if f == "receipt" => return Err(Error::Invalid("COPY FORMAT receipt only loads (COPY ... FROM)".into())),
+            Some(f) => return Err(Error::Invalid(format!("COPY format \"{f}\" not recognized (csv, text, parquet, receipt)"))),
         };
         let mut o = CopyOptions {
             format,
@@ -71,8 +86,10 @@ impl CopyOptions {
             quote: b'"',
             escape: None,
             null: if format == CopyFormat::Text { "\\N".into() } else { String::new() },
-            encoding: FileEncoding::Utf8,
+            // Claims files are Shift_JIS unless said otherwise.
+            encoding: if format == CopyFormat::Receipt { FileEncoding::ShiftJis } else { FileEncoding::Utf8 },
             rejects_table: None,
+            on_error: OnError::Abort,
         };
         for (key, value) in options {
             match key.as_str() {
@@ -98,8 +115,20 @@ impl CopyOptions {
                     }
                 }
                 "rejects_table" if !to => o.rejects_table = Some(value.clone()),
+                "on_error" if o.format == CopyFormat::Receipt => {
+                    o.on_error = match value.to_ascii_lowercase().as_str() {
+                        "abort" | "stop" => OnError::Abort,
+                        "skip" | "ignore" => OnError::Skip,
+                        _ => return Err(Error::Invalid("COPY ON_ERROR must be 'abort' or 'skip'".into())),
+                    }
+                }
                 other => return Err(Error::Invalid(format!("COPY option \"{other}\" not recognized"))),
             }
+        }
+        if o.format == CopyFormat::Receipt
+            && let Some((k, _)) = options.iter().find(|(k, _)| !matches!(k.as_str(), "format" | "encoding" | "on_error"))
+        {
+            return Err(Error::Invalid(format!("COPY with FORMAT receipt takes ON_ERROR and ENCODING only, not \"{k}\"")));
         }
         if o.format == CopyFormat::Parquet && options.iter().any(|(k, _)| k != "format") {
             return Err(Error::Invalid("COPY with FORMAT parquet takes no other options".into()));
