@@ -240,6 +240,31 @@ async fn malformed_claims_files_are_refused_or_left_out_by_file_line_and_record(
         "the truncated file is not listed as loaded"
     );
 
+    // A load that died after the claims' commit but before the file list's (its last): the
+    // file list's commit is gone. Running it again completes it without loading twice.
+    let files_before = count(&session, "SELECT count(*) FROM lenient.receipt_files").await;
+    let entry = engine.catalog().cached().state.table("lenient", "receipt_files").unwrap().clone();
+    let log = dir.path().join("wh").join(&entry.location).join("_delta_log");
+    let mut commits: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    std::fs::remove_file(commits.last().unwrap()).unwrap();
+    // The load's process is gone: a new one opens the warehouse.
+    drop(session);
+    drop(engine);
+    let engine = kura_engine::Engine::open(&dir.path().join("wh").to_string_lossy()).await.unwrap();
+    let session = engine.session("kura");
+    assert_eq!(count(&session, "SELECT count(*) FROM lenient.receipt_files").await, 0);
+    session.execute_all(&copy("lenient", "skip")).await.unwrap();
+    assert_eq!(count(&session, "SELECT count(*) FROM lenient.receipt_files").await, files_before);
+    assert_eq!(count(&session, "SELECT count(*) FROM lenient.claims").await, loaded, "claims loaded twice");
+    assert_eq!(count(&session, "SELECT count(*) FROM lenient.receipt_rejects").await, 2, "rejects listed twice");
+    let again = session.execute_all(&copy("lenient", "skip")).await.unwrap_err().to_string();
+    assert!(again.contains("loaded before"), "{again}");
+
     // Other bad input: a missing folder, a folder without claims files, a table name, STDIN.
     for (sql, expect) in [
         (format!("COPY lenient FROM '{}' WITH (FORMAT receipt)", dir.path().join("nowhere").display()), "nowhere"),

@@ -130,6 +130,7 @@ fn rejects() -> Vec<Col> {
         ("line", Int64, false),
         ("record_type", Utf8, true),
         ("receipt_line", Int64, true),
+        ("field", Utf8, true),
         ("error", Utf8, false),
         ("rejected_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
     ]

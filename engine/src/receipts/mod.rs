@@ -188,7 +188,7 @@ fn abandoned(first: &Reject, count: usize, schema: &str) -> Error {
             "{ty}{}; nothing was loaded{more}. ON_ERROR 'skip' loads the sound receipts and lists the others in {schema}.receipt_rejects",
             first.error
         ),
-        position: FilePosition { file: first.file.clone(), line: first.line, column: first.field.clone() },
+        position: FilePosition { file: first.file.clone(), line: first.line, column: None },
     }
 }
 
@@ -406,6 +406,7 @@ impl Parsed {
                     Val::I64(r.line as i64),
                     r.record_type.clone().map_or(Val::Null, Val::Str),
                     r.receipt_line.map_or(Val::Null, |l| Val::I64(l as i64)),
+                    r.field.clone().map_or(Val::Null, Val::Str),
                     Val::Str(r.error.clone()),
                     now.clone(),
                 ]

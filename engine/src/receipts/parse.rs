@@ -49,7 +49,7 @@ pub(crate) struct Reject {
     pub record_type: Option<String>,
     /// Line of the RE record of the receipt rejected with it, if any.
     pub receipt_line: Option<u64>,
-    /// Which field, for the error's position.
+    /// Which field (`field 3 (診療開始日 start date)`), if one.
     pub field: Option<String>,
     pub error: String,
 }
