@@ -135,7 +135,7 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         bandwidth: Option<usize>,
         /// Objects this large or larger are uploaded in parts (e.g. 32MB).
-        #[arg(long, default_value = "32MB", value_parser = parse_size)]
+        #[arg(long, default_value = "200MB", value_parser = parse_size)]
         multipart_threshold: usize,
         /// Part size of multipart uploads (at least 5MB for S3).
         #[arg(long, default_value = "16MB", value_parser = parse_size)]
