@@ -9,7 +9,7 @@ use crate::names::{SURNAMES, surname_variant};
 use crate::rng::{Perm, Rand, RandExt, digits_for, hash, stream, unit};
 use crate::schema::f;
 use crate::sim::{Cov, Household, Person, coverage, is_cancer, noise_u};
-use crate::world::{CITY_NAME, FacKind, HOSPITALS, InsKind, KanaStyle, Spec, World};
+use crate::world::{CITY_NAME, FacKind, HOSPITALS, InsKind, Insurer, KanaStyle, Spec, World};
 
 /// Keyed permutations producing every source's own identifiers.
 pub(crate) struct Keys {
@@ -101,6 +101,24 @@ pub(crate) struct Ctx<'a> {
     pub keys: Keys,
     /// Also write claims in the receipt format.
     pub receipts: bool,
+}
+
+/// The patient as a claim of `d` bills them (kanji name of the day, kana and birth date as
+/// registered at the facility).
+fn billed<'a>(p: &Person, d: Date, insurer: &'a Insurer, id: &'a InsId, kana: &'a str, birth: Date) -> receipt::Patient<'a> {
+    let mut name_kanji = String::new();
+    kanji_name(p, d, false, "　", &mut name_kanji);
+    receipt::Patient {
+        insurer: &insurer.number,
+        insurer_kind: insurer.kind,
+        symbol: &id.symbol,
+        number: &id.number,
+        suffix: &id.suffix,
+        name_kanji,
+        name_kana: kana,
+        sex: sex_code(p),
+        birth,
+    }
 }
 
 /// Sex code used by public-sector sources.
@@ -680,8 +698,6 @@ fn emit_claims(ctx: &Ctx, hh: &Household, i: usize, out: &mut Out, rng: &mut Ran
                 covid = Some(v.date);
             }
             if ctx.receipts {
-                let mut kanji = String::new();
-                kanji_name(p, v.date, false, "　", &mut kanji);
                 let first = v.diags[0];
                 let material = match first.0 as usize {
                     c::S72 if v.inpatient && first.1 == v.date => Some("700590000"),
@@ -689,19 +705,11 @@ fn emit_claims(ctx: &Ctx, hh: &Household, i: usize, out: &mut Out, rng: &mut Ran
                     _ => None,
                 };
                 out.receipt(&receipt::Claim {
+                    patient: billed(p, v.date, insurer, id, kana, bd),
                     dental: fac.kind == FacKind::Dental,
                     inpatient: v.inpatient,
                     service_month: m,
                     facility: v.fac,
-                    insurer: &insurer.number,
-                    insurer_kind: insurer.kind,
-                    symbol: &id.symbol,
-                    number: &id.number,
-                    suffix: &id.suffix,
-                    name_kanji: &kanji,
-                    name_kana: kana,
-                    sex: sex_code(p),
-                    birth: bd,
                     days: v.days as i64,
                     points: v.points.round().max(1.0) as i64,
                     admission: v.inpatient.then_some(first.1),
@@ -801,22 +809,12 @@ fn emit_claims(ctx: &Ctx, hh: &Household, i: usize, out: &mut Out, rng: &mut Ran
                     .i(pts.round() as i64)
                     .end();
                 if ctx.receipts {
-                    let mut kanji = String::new();
-                    kanji_name(p, d, false, "　", &mut kanji);
                     out.receipt(&receipt::Claim {
+                        patient: billed(p, d, insurer, id, kana, bd),
                         dental: true,
                         inpatient: false,
                         service_month: m,
                         facility: fac_i,
-                        insurer: &insurer.number,
-                        insurer_kind: insurer.kind,
-                        symbol: &id.symbol,
-                        number: &id.number,
-                        suffix: &id.suffix,
-                        name_kanji: &kanji,
-                        name_kana: kana,
-                        sex: sex_code(p),
-                        birth: bd,
                         days,
                         points: pts.round() as i64,
                         admission: None,

@@ -32,21 +32,26 @@ pub(crate) struct Block {
     pub bytes: Vec<u8>,
 }
 
-/// A claim as the generator knows it.
-pub(crate) struct Claim<'a> {
-    pub dental: bool,
-    pub inpatient: bool,
-    pub service_month: usize,
-    pub facility: u32,
+/// The patient as a claim bills them.
+pub(crate) struct Patient<'a> {
     pub insurer: &'a str,
     pub insurer_kind: InsKind,
     pub symbol: &'a str,
     pub number: &'a str,
     pub suffix: &'a str,
-    pub name_kanji: &'a str,
+    pub name_kanji: String,
     pub name_kana: &'a str,
     pub sex: i64,
     pub birth: Date,
+}
+
+/// A claim as the generator knows it.
+pub(crate) struct Claim<'a> {
+    pub patient: Patient<'a>,
+    pub dental: bool,
+    pub inpatient: bool,
+    pub service_month: usize,
+    pub facility: u32,
     pub days: i64,
     pub points: i64,
     pub admission: Option<Date>,
@@ -121,17 +126,17 @@ pub(crate) fn block(c: &Claim) -> std::result::Result<Block, char> {
     // レセプト種別: fee table, 医保単独, 本人/家族 (here 1), 入院 odd / 入院外 even
     s.push(',');
     s.push(kind);
-    s.push_str(if c.insurer_kind == InsKind::Koki { "13" } else { "11" });
+    s.push_str(if c.patient.insurer_kind == InsKind::Koki { "13" } else { "11" });
     s.push(if c.inpatient { '1' } else { '2' });
     s.push(',');
     era_month(month_start(c.service_month), &mut s);
     s.push(',');
-    s.push_str(c.name_kanji);
+    s.push_str(&c.patient.name_kanji);
     s.push(',');
-    s.push_str(if c.sex == 2 { "2" } else { "1" });
+    s.push_str(if c.patient.sex == 2 { "2" } else { "1" });
     s.push(',');
-    era_day(c.birth, &mut s);
-    s.push_str(if c.insurer_kind == InsKind::Koki { ",90," } else { ",70," });
+    era_day(c.patient.birth, &mut s);
+    s.push_str(if c.patient.insurer_kind == InsKind::Koki { ",90," } else { ",70," });
     if let Some(a) = c.admission {
         era_day(a, &mut s);
     }
@@ -139,12 +144,12 @@ pub(crate) fn block(c: &Claim) -> std::result::Result<Block, char> {
     for _ in 10..=37 {
         s.push(',');
     }
-    s.push_str(c.name_kana);
+    s.push_str(c.patient.name_kana);
     s.push_str("\r\n");
-    let burden = c.points * 10 * if c.insurer_kind == InsKind::Koki { 1 } else { 3 } / 10;
+    let burden = c.points * 10 * if c.patient.insurer_kind == InsKind::Koki { 1 } else { 3 } / 10;
     s.push_str(&format!(
         "HO,{},{},{},{},{},,,,,,{burden},,,,{}\r\n",
-        c.insurer, c.symbol, c.number, c.days, c.points, c.suffix
+        c.patient.insurer, c.patient.symbol, c.patient.number, c.days, c.points, c.patient.suffix
     ));
     for (cond, start, main, suspected) in &c.diagnoses {
         s.push_str("SY,");
@@ -170,7 +175,7 @@ pub(crate) fn block(c: &Claim) -> std::result::Result<Block, char> {
     }
     let mut bytes = Vec::with_capacity(s.len());
     crate::sjis::encode(&s, &mut bytes)?;
-    let payer = if matches!(c.insurer_kind, InsKind::Nhi | InsKind::Koki) { 2 } else { 1 };
+    let payer = if matches!(c.patient.insurer_kind, InsKind::Nhi | InsKind::Koki) { 2 } else { 1 };
     Ok(Block {
         billing: (c.service_month + 1) as u16,
         facility: c.facility,

@@ -535,28 +535,38 @@ fn parse_ho(rec: &Rec, r: &mut Receipt) -> Result<(), Bad> {
         r.header[H_INSURER + 1] = rec.text(3);
         r.header[H_INSURER + 2] = Val::Str(number.to_string());
         r.header[H_INSURER + 3] = suffix.map_or(Val::Null, |s| Val::Str(s.to_string()));
+    }
+    set_totals(r, &days, &points, &burden);
+    payer_row(r, "医保", insurer, days, points, burden);
+    Ok(())
+}
+
+/// The receipt's days, points and burden (from its HO record, or the first KO without one).
+fn set_totals(r: &mut Receipt, days: &Val, points: &Val, burden: &Val) {
+    if !r.header.is_empty() {
         r.header[H_DAYS] = days.clone();
         r.header[H_DAYS + 1] = points.clone();
         r.header[H_DAYS + 2] = burden.clone();
     }
     if let Val::I64(p) = points {
-        r.insurance_points = Some(p);
+        r.insurance_points = Some(*p);
     }
+}
+
+/// An `insurers` row: a payer of the receipt (医保 insurance or 公費 public fund).
+fn payer_row(r: &mut Receipt, kind: &str, number: &str, days: Val, points: Val, burden: Val) {
     let seq = next_seq(r, t::INSURERS);
-    r.rows.push((
-        t::INSURERS,
-        vec![
-            Val::I64(r.claim_id),
-            Val::I64(r.fiscal_year as i64),
-            seq,
-            Val::Str("医保".into()),
-            Val::Str(insurer.to_string()),
-            days,
-            points,
-            burden,
-        ],
-    ));
-    Ok(())
+    let row = vec![
+        Val::I64(r.claim_id),
+        Val::I64(r.fiscal_year as i64),
+        seq,
+        Val::Str(kind.into()),
+        Val::Str(number.to_string()),
+        days,
+        points,
+        burden,
+    ];
+    r.rows.push((t::INSURERS, row));
 }
 
 fn parse_ko(rec: &Rec, r: &mut Receipt) -> Result<(), Bad> {
@@ -571,34 +581,14 @@ fn parse_ko(rec: &Rec, r: &mut Receipt) -> Result<(), Bad> {
     if let Some(n) = recipient {
         r.public_recipients.push(n.to_string());
     }
-    if !r.header.is_empty() {
-        if !r.public_recipients.is_empty() {
-            r.header[H_PUBLIC] = Val::Str(r.public_recipients.join(";"));
-        }
-        // 公費単独 (no HO): the first public fund carries the receipt's days and points.
-        if r.insurance_points.is_none() {
-            r.header[H_DAYS] = days.clone();
-            r.header[H_DAYS + 1] = points.clone();
-            r.header[H_DAYS + 2] = burden.clone();
-            if let Val::I64(p) = points {
-                r.insurance_points = Some(p);
-            }
-        }
+    if !r.header.is_empty() && !r.public_recipients.is_empty() {
+        r.header[H_PUBLIC] = Val::Str(r.public_recipients.join(";"));
     }
-    let seq = next_seq(r, t::INSURERS);
-    r.rows.push((
-        t::INSURERS,
-        vec![
-            Val::I64(r.claim_id),
-            Val::I64(r.fiscal_year as i64),
-            seq,
-            Val::Str("公費".into()),
-            Val::Str(payer.to_string()),
-            days,
-            points,
-            burden,
-        ],
-    ));
+    // 公費単独 (no HO): the first public fund carries the receipt's days and points.
+    if r.insurance_points.is_none() {
+        set_totals(r, &days, &points, &burden);
+    }
+    payer_row(r, "公費", payer, days, points, burden);
     Ok(())
 }
 
