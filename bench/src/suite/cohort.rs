@@ -4,23 +4,21 @@
 //! which DuckDB answers as a double; no `median`, which the two define differently for even
 //! counts).
 //!
-//! Persons are not linked yet (no `research_id`): within claims and checkups a person is the
-//! insurance key (insurer number, insured number, suffix); across sources the queries join
-//! through `truth.person_map`, the generator's ground-truth map from each source key to the
-//! person. That map stands in for the linkage table: once linkage lands, each such join becomes
-//! a join on `research_id`, of the same shape.
+//! The queries read what analysts get: the research tables (`bench/queries/cohort_research.sql`,
+//! linked tables made after `LINK`), where every source's rows carry the person's `research_id`
+//! in place of names and insured numbers, and a cohort is a join on it. Diagnoses, which hold no
+//! identity, are read from `claims.claim_diagnoses` by claim ID.
 
 /// The tables the queries read.
 pub const TABLES: &[&str] = &[
-    "resident.residents",
-    "resident.events",
-    "claims.medical_claims",
+    "research.residents",
+    "research.resident_events",
+    "research.medical_claims",
     "claims.claim_diagnoses",
-    "checkup.results",
-    "care.certifications",
-    "care.benefits",
-    "vaccination.records",
-    "truth.person_map",
+    "research.checkups",
+    "research.care_certifications",
+    "research.care_benefits",
+    "research.vaccinations",
 ];
 
 /// The queries of a suite folder (`bench/queries/<suite>/*.sql`), by file name.
