@@ -282,4 +282,24 @@ async fn malformed_claims_files_are_refused_or_left_out_by_file_line_and_record(
         assert!(err.contains(expect), "{sql}: {err}");
     }
     assert_eq!(count(&session, "SELECT count(*) FROM lenient.claims").await, loaded, "bad statements changed nothing");
+
+    // The same through `kura import receipts`: abort fails naming the record, skip loads the
+    // rest and prints what it left out.
+    let cli = |on_error: &str| {
+        std::process::Command::new(crate::support::kura_bin())
+            .args(["import", "receipts"])
+            .arg(&bad)
+            .arg("--data")
+            .arg(dir.path().join("cli-wh"))
+            .args(["--on-error", on_error])
+            .output()
+            .unwrap()
+    };
+    let out = cli("abort");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("SY record") && stderr.contains(&sy_rel), "{stderr}");
+    let out = cli("skip");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("loaded {loaded} receipts")) && stdout.contains(&cut_rel) && stdout.contains("GO trailer"), "{stdout}");
 }
