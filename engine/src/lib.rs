@@ -37,6 +37,7 @@ mod linkage;
 mod linked;
 mod load;
 mod names;
+mod optimize;
 mod params;
 mod parser;
 mod pg;
@@ -62,6 +63,7 @@ pub use parser::{CopyEndpoint, CopySource, CopyStatement, ParsedStatement, State
 pub use params::bind_parameters;
 pub use policy::{ExplainPrivacy, PolicyStatement, PrivacyTarget};
 pub use erase::EraseStatement;
+pub use optimize::{OptimizeMode, OptimizeStatement};
 pub use provision::{ProvideSource, ProvideStatement, ProvisionKind, verify_provision};
 pub use session::{Described, Engine, EngineOptions, ProgressSink, Session, StatementOutput};
 

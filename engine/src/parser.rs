@@ -39,6 +39,8 @@ pub enum StatementKind {
     Provide(Box<crate::provision::ProvideStatement>),
     /// `ERASE PERSON`, `ERASE FROM ... WHERE`, `VACUUM ALL`: physical removal.
     Erase(Box<crate::erase::EraseStatement>),
+    /// `OPTIMIZE table [ZORDER BY (...) | ORDER BY (...)]`: rewriting files for faster reads.
+    Optimize(Box<crate::optimize::OptimizeStatement>),
 }
 
 /// What `COPY` reads or writes.
@@ -100,6 +102,8 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
         let start = next.span.start;
         let kind = if crate::extract::at_extract(&parser) {
             StatementKind::Extract(Box::new(crate::extract::parse(&mut parser).map_err(syntax_error)?))
+        } else if crate::optimize::at_optimize(&parser) {
+            StatementKind::Optimize(Box::new(crate::optimize::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::erase::at_erase(&parser) {
             StatementKind::Erase(Box::new(crate::erase::parse(&mut parser).map_err(syntax_error)?))
         } else if crate::provision::at_provide(&parser) {

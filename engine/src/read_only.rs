@@ -41,7 +41,11 @@ fn is_read(kind: &StatementKind) -> bool {
         StatementKind::Policy(policy) => matches!(**policy, P::Show { .. } | P::ShowKeys),
         StatementKind::Linkage(linkage) => matches!(**linkage, L::ShowSources | L::ShowLinked),
         StatementKind::ExplainPrivacy(_) => true,
-        StatementKind::Access(_) | StatementKind::Extract(_) | StatementKind::Provide(_) | StatementKind::Erase(_) => false,
+        StatementKind::Access(_)
+        | StatementKind::Extract(_)
+        | StatementKind::Provide(_)
+        | StatementKind::Erase(_)
+        | StatementKind::Optimize(_) => false,
     }
 }
 

@@ -471,6 +471,10 @@ impl Session {
                 self.pin_catalog().await?;
                 crate::policy::explain::execute(self, *explain).await
             }
+            StatementKind::Optimize(optimize) => {
+                self.pin_catalog().await?;
+                Box::pin(crate::optimize::execute(self, *optimize)).await
+            }
             StatementKind::Erase(erase) => {
                 self.pin_catalog().await?;
                 Box::pin(crate::erase::execute(self, *erase)).await

@@ -777,6 +777,7 @@ fn written_objects(stmt: &ParsedStatement) -> Vec<String> {
         StatementKind::Access(_) | StatementKind::Policy(_) => vec!["catalog".into()],
         StatementKind::ExplainPrivacy(_) => vec![],
         StatementKind::Provide(p) => vec![format!("file:{}", p.into)],
+        StatementKind::Optimize(o) => vec![name(&o.table)],
         StatementKind::Erase(e) => match e.as_ref() {
             crate::erase::EraseStatement::Rows { table, .. } => vec![name(table)],
             _ => vec!["warehouse".into()],
