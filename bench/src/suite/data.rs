@@ -91,6 +91,12 @@ pub async fn ensure_cohort_warehouse(dir: &Path, persons: u64) -> Result<PathBuf
         let started = Instant::now();
         let engine = Engine::open(&warehouse.to_string_lossy()).await?;
         let session = engine.session("kura");
+        // Linked tables are read with the rights of the linkage sources' owner: `kura` must be a
+        // role (a warehouse loaded by another benchmark may have other users only).
+        if !engine.catalog().cached().state.roles.contains_key("kura") {
+            let password = crate::systems::BENCH_PASSWORD;
+            session.execute_all(&format!("CREATE USER kura WITH SUPERUSER PASSWORD '{password}'")).await?;
+        }
         session.execute_all(include_str!("../../../cli/src/linkage.sql")).await?;
         session.query("LINK").await?;
         session.execute_all(include_str!("../../queries/cohort_research.sql")).await?;
