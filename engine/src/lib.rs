@@ -40,6 +40,8 @@ mod names;
 mod params;
 mod parser;
 mod pg;
+mod pg_overrides;
+mod pg_text;
 mod policy;
 mod provider;
 mod provision;
