@@ -232,6 +232,12 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
         ("pg_get_serial_sequence", vec![exact(vec![DataType::Utf8, DataType::Utf8])], no_text.clone()),
         // Only reached if the ViewDefinition rewrite could not replace the call.
         ("pg_get_viewdef", vec![exact(vec![DataType::Int64]), exact(vec![DataType::Int64, DataType::Boolean])], no_text),
+        // Kura has no indexes (pg_index is empty), so no index has a definition.
+        (
+            "pg_get_indexdef",
+            vec![exact(vec![DataType::Int64]), exact(vec![DataType::Int64, DataType::Int64, DataType::Boolean])],
+            ScalarValue::Utf8(None),
+        ),
         ("pg_collation_is_visible", vec![exact(vec![DataType::Int64])], ScalarValue::Boolean(Some(true))),
         // psycopg looks up extension types (hstore) by name; Kura has none.
         ("to_regtype", vec![exact(vec![DataType::Utf8])], ScalarValue::Int64(None)),
@@ -513,6 +519,22 @@ impl VisitorMut for ExpandArray {
         let (Some(array), [AccessExpr::Dot(Expr::Identifier(field))]) =
             (single_array_argument(call, "_pg_expandarray"), access_chain.as_slice())
         else {
+            // Any other `(composite).field` (`(result.keys).x`) reads the struct's field.
+            let fields: Option<Vec<String>> = access_chain
+                .iter()
+                .map(|a| match a {
+                    AccessExpr::Dot(Expr::Identifier(f)) => Some(f.value.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(fields) = fields.filter(|f| !f.is_empty()) {
+                use datafusion::sql::sqlparser::ast::Value;
+                let mut read = root.as_ref().clone();
+                for f in fields {
+                    read = function_call("get_field", vec![read, Expr::value(Value::SingleQuotedString(f))]);
+                }
+                *expr = read;
+            }
             return ControlFlow::Continue(());
         };
         let (array, field) = (array.clone(), field.value.to_ascii_lowercase());

@@ -6,7 +6,7 @@
 //!   `COLUMN_SIZE`/`DECIMAL_DIGITS`). Here it is PostgreSQL's `((precision << 16) | scale) + 4`.
 //! - `pg_constraint` and `pg_index`: the crate ships PostgreSQL 17's rows for PostgreSQL's own
 //!   system tables, with the key columns as text (`{1}`). Kura has no constraints or indexes, so
-//!   both are empty here, with the key columns as `int2` arrays (`attnum = ANY(conkey)`,
+//!   both are empty here, with the key columns as arrays (`int2vector`, `oidvector`) (`attnum = ANY(conkey)`,
 //!   `unnest(indkey)`) as clients use them.
 //!
 //! SECURITY: `pg_attribute` is read from the crate's table, which lists only relations the user
@@ -58,8 +58,17 @@ impl<C: CatalogInfo + std::fmt::Debug + Clone + 'static> SchemaProvider for Kura
                 catalog: self.inner.clone(),
                 info: self.info.clone(),
             }),
-            "pg_constraint" => empty_with_key_arrays(&table, &["conkey", "confkey"])?,
-            "pg_index" => empty_with_key_arrays(&table, &["indkey"])?,
+            "pg_constraint" => empty_with_arrays(&table, &[("conkey", DataType::Int16), ("confkey", DataType::Int16)])?,
+            // int2vector and oidvector columns.
+            "pg_index" => empty_with_arrays(
+                &table,
+                &[
+                    ("indkey", DataType::Int16),
+                    ("indoption", DataType::Int16),
+                    ("indcollation", DataType::Int32),
+                    ("indclass", DataType::Int32),
+                ],
+            )?,
             _ => table,
         }))
     }
@@ -69,17 +78,16 @@ impl<C: CatalogInfo + std::fmt::Debug + Clone + 'static> SchemaProvider for Kura
     }
 }
 
-/// An empty table with `table`'s columns, those named in `arrays` as `int2[]`.
-fn empty_with_key_arrays(table: &Arc<dyn TableProvider>, arrays: &[&str]) -> Result<Arc<dyn TableProvider>> {
+/// An empty table with `table`'s columns, those named in `arrays` as arrays of the given type.
+fn empty_with_arrays(table: &Arc<dyn TableProvider>, arrays: &[(&str, DataType)]) -> Result<Arc<dyn TableProvider>> {
     let fields: Vec<Field> = table
         .schema()
         .fields()
         .iter()
         .map(|f| {
-            if arrays.contains(&f.name().as_str()) {
-                Field::new(f.name(), DataType::new_list(DataType::Int16, true), true)
-            } else {
-                f.as_ref().clone()
+            match arrays.iter().find(|(name, _)| name == f.name()) {
+                Some((_, element)) => Field::new(f.name(), DataType::new_list(element.clone(), true), true),
+                None => f.as_ref().clone(),
             }
         })
         .collect();
