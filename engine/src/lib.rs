@@ -41,6 +41,8 @@ mod optimize;
 mod params;
 mod parser;
 mod pg;
+mod pg_overrides;
+mod pg_text;
 mod policy;
 mod provider;
 mod provision;

@@ -207,9 +207,10 @@ impl crate::Engine {
     pub fn pg_catalog_for(self: &Arc<Self>, user: &str, enforced: bool) -> crate::Result<Arc<dyn SchemaProvider>> {
         let session = Arc::new(self.new_session(user, enforced, false));
         let roles = CatalogRoles { catalog: self.catalog().clone() };
-        let provider = PgCatalogSchemaProvider::try_new(UserCatalogInfo { session }, static_tables()?, roles)
+        let info = UserCatalogInfo { session };
+        let provider = PgCatalogSchemaProvider::try_new(info.clone(), static_tables()?, roles)
             .map_err(|e| crate::Error::Invalid(format!("could not set up pg_catalog: {e}")))?;
-        Ok(Arc::new(provider))
+        Ok(Arc::new(crate::pg_overrides::KuraPgCatalog::new(Arc::new(provider), info)))
     }
 }
 
@@ -231,6 +232,12 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
         ("pg_get_serial_sequence", vec![exact(vec![DataType::Utf8, DataType::Utf8])], no_text.clone()),
         // Only reached if the ViewDefinition rewrite could not replace the call.
         ("pg_get_viewdef", vec![exact(vec![DataType::Int64]), exact(vec![DataType::Int64, DataType::Boolean])], no_text),
+        // Kura has no indexes (pg_index is empty), so no index has a definition.
+        (
+            "pg_get_indexdef",
+            vec![exact(vec![DataType::Int64]), exact(vec![DataType::Int64, DataType::Int64, DataType::Boolean])],
+            ScalarValue::Utf8(None),
+        ),
         ("pg_collation_is_visible", vec![exact(vec![DataType::Int64])], ScalarValue::Boolean(Some(true))),
         // psycopg looks up extension types (hstore) by name; Kura has none.
         ("to_regtype", vec![exact(vec![DataType::Utf8])], ScalarValue::Int64(None)),
@@ -282,6 +289,9 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     let _ = stmt.visit(&mut ArraySubquery);
     let _ = stmt.visit(&mut LikeEscape);
     let _ = stmt.visit(&mut ViewDefinition);
+    let _ = stmt.visit(&mut NumericScale);
+    let _ = stmt.visit(&mut GenerateSubscripts);
+    let _ = stmt.visit(&mut ExpandArray);
     if let Statement::Query(q) = &mut stmt {
         name_outputs_like_postgres(q);
     }
@@ -362,6 +372,190 @@ impl VisitorMut for ViewDefinition {
                 *expr = Expr::Subquery(q);
             }
         }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A cast to `numeric` without precision and scale keeps the scale of what it casts, as in
+/// PostgreSQL, where such a numeric carries each value's own scale: `3.14::numeric` is `3.14`,
+/// not DataFusion's `DECIMAL(38, 10)` `3.1400000000`. Arrow decimals have one scale per column, so
+/// this is decided where the scale is known from the text: a literal (`3.14`, `'3.14'`, also a
+/// bound parameter) and a cast that already names its scale.
+struct NumericScale;
+
+impl NumericScale {
+    /// The digits after the point of a plain decimal literal (`-3.140` has 3).
+    fn literal_scale(text: &str) -> Option<u64> {
+        let digits = text.trim().trim_start_matches(['-', '+']);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let valid = !(whole.is_empty() && fraction.is_empty())
+            && whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit());
+        valid.then_some(fraction.len() as u64)
+    }
+}
+
+impl VisitorMut for NumericScale {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, UnaryOperator, Value};
+        let Expr::Cast { expr: inner, data_type, .. } = expr else { return ControlFlow::Continue(()) };
+        if !matches!(
+            data_type,
+            SqlType::Numeric(ExactNumberInfo::None) | SqlType::Decimal(ExactNumberInfo::None) | SqlType::Dec(ExactNumberInfo::None)
+        ) {
+            return ControlFlow::Continue(());
+        }
+        let mut operand = inner.as_ref();
+        while let Expr::Nested(e) = operand {
+            operand = e;
+        }
+        match operand {
+            // A cast to a numeric with a stated scale already has PostgreSQL's scale.
+            Expr::Cast {
+                data_type:
+                    SqlType::Numeric(ExactNumberInfo::PrecisionAndScale(..))
+                    | SqlType::Decimal(ExactNumberInfo::PrecisionAndScale(..))
+                    | SqlType::Dec(ExactNumberInfo::PrecisionAndScale(..)),
+                ..
+            } => *expr = operand.clone(),
+            _ => {
+                let (negative, literal) = match operand {
+                    Expr::UnaryOp { op: UnaryOperator::Minus, expr } => (true, expr.as_ref()),
+                    other => (false, other),
+                };
+                let text = match literal {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n.clone(),
+                        Value::SingleQuotedString(s) if !negative => s.trim().to_string(),
+                        _ => return ControlFlow::Continue(()),
+                    },
+                    _ => return ControlFlow::Continue(()),
+                };
+                let Some(scale) = Self::literal_scale(&text).filter(|s| *s <= 38) else {
+                    return ControlFlow::Continue(());
+                };
+                // The text, not a float, is cast: the digits stay exact.
+                let text = if negative { format!("-{text}") } else { text };
+                **inner = Expr::value(Value::SingleQuotedString(text));
+                *data_type = SqlType::Decimal(ExactNumberInfo::PrecisionAndScale(38, scale as i64));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, beside `unnest(a)`) becomes
+/// `unnest(range(1, cardinality(a) + 1))`: the positions of a one-dimensional array, as rows that
+/// line up with `unnest(a)` in the same select list.
+struct GenerateSubscripts;
+
+impl VisitorMut for GenerateSubscripts {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+        if name != "generate_subscripts" {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
+        // Kura's catalog arrays have one dimension; the dimension may be a parameter.
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array)), FunctionArg::Unnamed(FunctionArgExpr::Expr(_))] =
+            list.args.as_slice()
+        else {
+            return ControlFlow::Continue(());
+        };
+        *expr = array_positions(array.clone());
+        ControlFlow::Continue(())
+    }
+}
+
+/// The positions `1..=cardinality(a)` of a one-dimensional array, one row each:
+/// `unnest(range(1, cardinality(a) + 1))`.
+fn array_positions(array: Expr) -> Expr {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, CastKind, DataType as SqlType, Value};
+    let length = Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(function_call("cardinality", vec![array])),
+        data_type: SqlType::BigInt(None),
+        array: false,
+        format: None,
+    };
+    let one = || Expr::value(Value::Number("1".into(), false));
+    let stop = Expr::BinaryOp { left: Box::new(length), op: BinaryOperator::Plus, right: Box::new(one()) };
+    function_call("unnest", vec![function_call("range", vec![one(), stop])])
+}
+
+/// The array argument of a call of `name` with one argument.
+fn single_array_argument<'a>(expr: &'a Expr, name: &str) -> Option<&'a Expr> {
+    let Expr::Function(f) = expr else { return None };
+    let called = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+    if called != name {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] => Some(array),
+        _ => None,
+    }
+}
+
+/// `information_schema._pg_expandarray(a)` (pgjdbc's key and index metadata) is a set-returning
+/// function of `(x, n)` rows: each element and its position. `(…).x` becomes `unnest(a)`, `(…).n`
+/// the positions, and the bare call a struct of both, so the rows line up as in PostgreSQL.
+struct ExpandArray;
+
+impl VisitorMut for ExpandArray {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::AccessExpr;
+        let Expr::CompoundFieldAccess { root, access_chain } = expr else { return ControlFlow::Continue(()) };
+        let mut call = root.as_ref();
+        while let Expr::Nested(inner) = call {
+            call = inner;
+        }
+        let (Some(array), [AccessExpr::Dot(Expr::Identifier(field))]) =
+            (single_array_argument(call, "_pg_expandarray"), access_chain.as_slice())
+        else {
+            // Any other `(composite).field` (`(result.keys).x`) reads the struct's field.
+            let fields: Option<Vec<String>> = access_chain
+                .iter()
+                .map(|a| match a {
+                    AccessExpr::Dot(Expr::Identifier(f)) => Some(f.value.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(fields) = fields.filter(|f| !f.is_empty()) {
+                use datafusion::sql::sqlparser::ast::Value;
+                let mut read = root.as_ref().clone();
+                for f in fields {
+                    read = function_call("get_field", vec![read, Expr::value(Value::SingleQuotedString(f))]);
+                }
+                *expr = read;
+            }
+            return ControlFlow::Continue(());
+        };
+        let (array, field) = (array.clone(), field.value.to_ascii_lowercase());
+        match field.as_str() {
+            "x" => *expr = function_call("unnest", vec![array]),
+            "n" => *expr = array_positions(array),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::Value;
+        let Some(array) = single_array_argument(expr, "_pg_expandarray").cloned() else {
+            return ControlFlow::Continue(());
+        };
+        let name = |n: &str| Expr::value(Value::SingleQuotedString(n.into()));
+        *expr = function_call(
+            "named_struct",
+            vec![name("x"), function_call("unnest", vec![array.clone()]), name("n"), array_positions(array)],
+        );
         ControlFlow::Continue(())
     }
 }

@@ -154,6 +154,8 @@ impl Engine {
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // After type coercion, so it sees every cast to text, including coerced ones.
+        ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts));
         kura_udfs::register_all(&ctx);
         crate::pg::register_session_functions(&ctx, user);
         let pinned = Arc::new(parking_lot::Mutex::new(self.catalog.cached()));

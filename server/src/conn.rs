@@ -561,6 +561,41 @@ fn arrow_type_of(t: &Type) -> DataType {
     }
 }
 
+/// An unconstrained `numeric` parameter keeps the scale the client sent (`3.14` stays `3.14`,
+/// not `3.1400000000`), as in PostgreSQL. Arrow decimals have one scale per column, so the value
+/// decoded at the default scale is narrowed to the sent one when that loses nothing.
+fn keep_numeric_scale(value: ScalarValue, raw: Option<&bytes::Bytes>, binary: bool) -> ScalarValue {
+    let ScalarValue::Decimal128(Some(v), p, s) = value else { return value };
+    // What `numeric` without precision and scale plans as (`arrow_type_of`, DataFusion's NUMERIC).
+    if (p, s) != (38, 10) {
+        return value;
+    }
+    let Some(raw) = raw else { return value };
+    let sent = if binary {
+        // Binary numeric: ndigits, weight, sign, dscale (the display scale), each an int16.
+        raw.get(6..8).map(|b| i16::from_be_bytes([b[0], b[1]]) as i64)
+    } else {
+        std::str::from_utf8(raw).ok().and_then(|t| {
+            let t = t.trim();
+            if t.contains(['e', 'E']) {
+                return None;
+            }
+            Some(t.split_once('.').map_or(0, |(_, f)| f.len()) as i64)
+        })
+    };
+    match sent {
+        Some(scale) if (0..i64::from(s)).contains(&scale) => {
+            let divisor = 10i128.pow((i64::from(s) - scale) as u32);
+            if v % divisor == 0 {
+                ScalarValue::Decimal128(Some(v / divisor), p, scale as i8)
+            } else {
+                value
+            }
+        }
+        _ => value,
+    }
+}
+
 /// `search_path` from the startup packet: `options=-c search_path=x` (libpq, Superset) or
 /// `--search_path=x`.
 fn startup_search_path(metadata: &HashMap<String, String>) -> Option<String> {
@@ -666,7 +701,14 @@ impl ExtendedQueryHandler for Conn {
         let wire: Vec<Option<&Type>> = prepared.parameter_types.iter().map(Some).collect();
         let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &refs, &wire)?;
         let values: Vec<ScalarValue> = match params {
-            ParamValues::List(list) => list.into_iter().map(|v| v.value).collect(),
+            ParamValues::List(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let raw = portal.parameters.get(i).and_then(Option::as_ref);
+                    keep_numeric_scale(v.value, raw, portal.parameter_format.is_binary(i))
+                })
+                .collect(),
             ParamValues::Map(_) => return Err(user_error("08P01", "named parameters are not supported")),
         };
         let mut stmt = prepared.stmt.clone();
