@@ -70,15 +70,6 @@ pub struct TableCheck {
     pub matches: bool,
 }
 
-/// The newest version of a table.
-async fn table_version(warehouse: &Warehouse, location: &str) -> Result<u64> {
-    let table = warehouse
-        .open_table(location, &TableVersionSpec::Latest)
-        .await
-        .map_err(|e| Error::Verify { what: format!("{} at {}", location, warehouse.url()), reason: e.to_string() })?;
-    Ok(table.version().unwrap_or(0).max(0) as u64)
-}
-
 /// Opens a table at a version (or the newest) and digests it.
 pub async fn digest_table(warehouse: &Warehouse, location: &str, version: Option<u64>) -> Result<(u64, Digest)> {
     let spec = version.map_or(TableVersionSpec::Latest, TableVersionSpec::Version);
@@ -124,9 +115,16 @@ async fn digest_delta(table: &DeltaTable) -> datafusion::error::Result<Digest> {
     Ok(total)
 }
 
-/// Every table of the destination's catalog, compared with the source at the same version; both
-/// sides of a table are read at once.
-pub async fn verify_tables(source: &Warehouse, destination: &Warehouse, parallel: usize) -> Result<Vec<TableCheck>> {
+/// Every table of the destination's catalog, compared with the source at the same version.
+///
+/// `precomputed` holds source digests made earlier (while copying), by location and version;
+/// they are used when the version matches.
+pub async fn verify_tables(
+    source: &Warehouse,
+    destination: &Warehouse,
+    precomputed: &std::collections::HashMap<String, (u64, Digest)>,
+    parallel: usize,
+) -> Result<Vec<TableCheck>> {
     let catalog = kura_catalog::Catalog::open(destination)
         .await
         .map_err(|e| Error::Verify { what: "the copied catalog".into(), reason: e.to_string() })?;
@@ -143,13 +141,13 @@ pub async fn verify_tables(source: &Warehouse, destination: &Warehouse, parallel
         .map(|(name, location)| {
             let source = source.clone();
             let destination = destination.clone();
+            let pre = precomputed.get(&location).copied();
             async move {
-                let version = table_version(&destination, &location).await?;
-                let (dest, src) = futures::try_join!(
-                    digest_table(&destination, &location, Some(version)),
-                    digest_table(&source, &location, Some(version))
-                )?;
-                let (dest, src) = (dest.1, src.1);
+                let (version, dest) = digest_table(&destination, &location, None).await?;
+                let src = match pre {
+                    Some((v, d)) if v == version => d,
+                    _ => digest_table(&source, &location, Some(version)).await?.1,
+                };
                 Ok::<_, Error>(TableCheck {
                     name,
                     location,
@@ -167,5 +165,22 @@ pub async fn verify_tables(source: &Warehouse, destination: &Warehouse, parallel
         .await;
     let mut out = checks.into_iter().collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Digests every table of the source's current catalog (by location), to overlap the source's
+/// side of verification with the copy.
+pub async fn digest_source_tables(source: &Warehouse) -> Result<std::collections::HashMap<String, (u64, Digest)>> {
+    let catalog = kura_catalog::Catalog::open(source)
+        .await
+        .map_err(|e| Error::Verify { what: "the source catalog".into(), reason: e.to_string() })?;
+    let mut out = std::collections::HashMap::new();
+    let snapshot = catalog.cached();
+    for schema in snapshot.state.schemas.values() {
+        for table in schema.tables.values() {
+            let (version, digest) = digest_table(source, &table.location, None).await?;
+            out.insert(table.location.clone(), (version, digest));
+        }
+    }
     Ok(out)
 }

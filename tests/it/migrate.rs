@@ -209,7 +209,7 @@ async fn verification_catches_a_tampered_copy() {
     std::fs::copy(parquet(&x), parquet(&d)).unwrap();
     let source = kura_storage_open(&s).await;
     let copy = kura_storage_open(&d).await;
-    let checks = kura_migrate::verify::verify_tables(&source, &copy, 1).await.unwrap();
+    let checks = kura_migrate::verify::verify_tables(&source, &copy, &Default::default(), 1).await.unwrap();
     assert_eq!(checks.len(), 1);
     assert_eq!((checks[0].source_rows, checks[0].destination_rows), (3, 3));
     assert!(!checks[0].matches, "same row count, different content: {checks:?}");
