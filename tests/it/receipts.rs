@@ -118,6 +118,12 @@ async fn claims_files_load_the_same_claims_as_the_csv() {
     );
     let ingested = count(&session, "SELECT count(*) FROM audit.ingestions WHERE format = 'receipt'").await;
     assert!(ingested >= 6, "each table's load is on record ({ingested})");
+    let recorded = count(
+        &session,
+        "SELECT count(*) FROM audit.statements WHERE kind = 'COPY' AND array_has(objects_written, 'receipts.*')",
+    )
+    .await;
+    assert_eq!(recorded, 1, "the statement's record names the schema it wrote");
 
     // A second load of the same files is refused, and changes nothing.
     let again =

@@ -762,6 +762,12 @@ fn written_objects(stmt: &ParsedStatement) -> Vec<String> {
             _ => vec![],
         },
         StatementKind::Copy(c) => match (&c.source, c.to, &c.endpoint) {
+            // FORMAT receipt names a schema: its claims tables are written.
+            (CopySource::Table { name: n, .. }, false, _)
+                if c.options.iter().any(|(k, v)| k == "format" && v.eq_ignore_ascii_case("receipt")) =>
+            {
+                vec![format!("{}.*", crate::names::schema_name(n).unwrap_or_else(|_| n.to_string()))]
+            }
             (CopySource::Table { name: n, .. }, false, _) => vec![name(n)],
             (_, true, CopyEndpoint::File(path)) => vec![format!("file:{path}")],
             _ => vec![],
