@@ -26,6 +26,7 @@ mod access;
 pub mod audit;
 mod constant;
 mod copy;
+mod cte;
 mod ddl;
 mod dialect;
 mod dml;

@@ -592,6 +592,7 @@ impl Session {
             }
             _ => {
                 let constant = constant_key.filter(|_| crate::constant::is_constant(&plan));
+                let plan = crate::cte::materialize_repeated(&state, plan).await?;
                 let stream = start_plan(&state, &plan).await?;
                 match constant {
                     Some(key) => {
