@@ -81,6 +81,43 @@ fn json_build_object(args: &[ColumnarValue]) -> datafusion::error::Result<Column
     })
 }
 
+/// `current_setting(name [, missing_ok])` over [`crate::pg_overrides::fixed_settings`].
+fn current_setting(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
+    let rows = args
+        .iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1);
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let names = arrays[0].as_string::<i32>();
+    let missing_ok = arrays.get(1).map(|a| a.as_boolean().clone());
+    let settings = crate::pg_overrides::fixed_settings();
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if names.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let name = names.value(i).to_ascii_lowercase();
+        match settings.iter().find(|(n, _, _)| *n == name) {
+            Some((_, value, _)) => out.push(Some(value.clone())),
+            None if missing_ok.as_ref().is_some_and(|m| m.is_valid(i) && m.value(i)) => out.push(None),
+            None => {
+                return Err(DataFusionError::Plan(format!("unrecognized configuration parameter \"{}\"", names.value(i))));
+            }
+        }
+    }
+    let array = StringArray::from(out);
+    Ok(if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+    } else {
+        ColumnarValue::Array(Arc::new(array))
+    })
+}
+
 /// The PostgreSQL version Kura answers as (the protocol and catalogs it emulates).
 pub const PG_VERSION: &str = "16.6";
 
@@ -251,6 +288,14 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
     for (name, signatures, value) in constants {
         session.ctx.register_udf(constant_udf(name, Signature::one_of(signatures, Volatility::Stable), value));
     }
+    // `current_setting(name [, missing_ok])` for the fixed settings (SQLAlchemy's table options
+    // read default_table_access_method); other names are PostgreSQL's error, or NULL if missing_ok.
+    session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "current_setting",
+        Signature::one_of(vec![exact(vec![DataType::Utf8]), exact(vec![DataType::Utf8, DataType::Boolean])], Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(current_setting),
+    )));
     // SQLAlchemy's column reflection builds JSON objects of identity and collation details.
     session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         "json_build_object",
