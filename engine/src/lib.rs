@@ -42,6 +42,7 @@ mod params;
 mod parser;
 mod pg;
 mod pg_overrides;
+mod pg_subquery;
 mod pg_text;
 mod policy;
 mod provider;

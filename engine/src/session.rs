@@ -156,6 +156,8 @@ impl Engine {
         let ctx = SessionContext::new_with_state(state);
         // After type coercion, so it sees every cast to text, including coerced ones.
         ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts));
+        // Correlated scalar subqueries as PostgreSQL answers them (catalog queries of SQLAlchemy).
+        ctx.add_analyzer_rule(Arc::new(crate::pg_subquery::CorrelatedScalarSubqueries));
         kura_udfs::register_all(&ctx);
         crate::pg::register_session_functions(&ctx, user);
         let pinned = Arc::new(parking_lot::Mutex::new(self.catalog.cached()));
