@@ -32,6 +32,7 @@ mod dml;
 mod erase;
 mod error;
 mod extract;
+mod information_schema;
 mod keys;
 mod linkage;
 mod linked;
