@@ -1,7 +1,8 @@
 //! `information_schema` as PostgreSQL clients read it: DataFusion's, with what PostgreSQL adds
 //! that BI tools query (Metabase's field sync).
 //!
-//! - `columns` gains PostgreSQL's `udt_catalog`, `udt_schema`, `udt_name` (the type's name in
+//! - `columns` counts `ordinal_position` from 1, as an integer (DataFusion: from 0, unsigned), and
+//!   gains PostgreSQL's `udt_catalog`, `udt_schema`, `udt_name` (the type's name in
 //!   `pg_type`: `int8`, `numeric`), `is_identity` (`NO`) and `is_generated` (`NEVER`);
 //! - `table_constraints`, `key_column_usage`, `referential_constraints` and
 //!   `constraint_column_usage` exist, empty: Kura has no constraints.
@@ -153,7 +154,15 @@ struct PgColumns {
 
 impl PgColumns {
     fn new(inner: Arc<dyn TableProvider>, catalogs: Arc<dyn CatalogProviderList>) -> Self {
-        let mut fields: Vec<Field> = inner.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = inner
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "ordinal_position" => Field::new("ordinal_position", DataType::Int32, f.is_nullable()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
         fields.extend(ADDED.iter().map(|name| Field::new(*name, DataType::Utf8, true)));
         Self { inner, catalogs, schema: Arc::new(Schema::new(fields)) }
     }
@@ -225,6 +234,14 @@ impl TableProvider for PgColumns {
             let rows = batch.num_rows();
             let constant = |v: &str| Arc::new(StringArray::from(vec![v; rows])) as ArrayRef;
             let mut columns = batch.columns().to_vec();
+            // PostgreSQL counts columns from 1, as an integer; DataFusion from 0, unsigned.
+            if let Some(i) = batch.schema().index_of("ordinal_position").ok() {
+                let zero_based = datafusion::arrow::compute::cast(&columns[i], &DataType::Int32)?;
+                columns[i] = datafusion::arrow::compute::kernels::numeric::add(
+                    &zero_based,
+                    &datafusion::arrow::array::Int32Array::new_scalar(1),
+                )?;
+            }
             columns.push(Arc::new(catalog.clone()));
             columns.push(constant("pg_catalog"));
             columns.push(Arc::new(StringArray::from(udt_name)));
