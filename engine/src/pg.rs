@@ -81,6 +81,132 @@ fn json_build_object(args: &[ColumnarValue]) -> datafusion::error::Result<Column
     })
 }
 
+/// An identifier as PostgreSQL's `quote_ident` writes it: quoted unless plain lower case.
+fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+/// PostgreSQL's `format(fmt, args...)`: `%s` (text, NULL as empty), `%I` (identifier), `%L`
+/// (literal, NULL as `NULL`), `%%`, and positions (`%2$s`). Widths are refused.
+fn pg_format(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
+    let rows = args
+        .iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1);
+    if args.is_empty() {
+        return Err(DataFusionError::Plan("format needs a format string".into()));
+    }
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let texts = arrays
+        .iter()
+        .map(|a| datafusion::arrow::compute::cast(a, &DataType::Utf8))
+        .collect::<Result<Vec<_>, _>>()?;
+    let texts: Vec<&StringArray> = texts.iter().map(|a| a.as_string::<i32>()).collect();
+    let mut out = Vec::with_capacity(rows);
+    for row in 0..rows {
+        if texts[0].is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let arg = |n: usize| -> datafusion::error::Result<Option<&str>> {
+            let a = texts.get(n).ok_or_else(|| DataFusionError::Execution("too few arguments for format()".into()))?;
+            Ok((!a.is_null(row)).then(|| a.value(row)))
+        };
+        let mut text = String::new();
+        let mut next = 1;
+        let mut chars = texts[0].value(row).chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                text.push(c);
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            let position = if !digits.is_empty() {
+                if chars.next() != Some('$') {
+                    return Err(DataFusionError::Execution("format(): widths are not supported".into()));
+                }
+                digits.parse::<usize>().map_err(|e| DataFusionError::Execution(e.to_string()))?
+            } else {
+                0
+            };
+            let kind = chars.next().ok_or_else(|| DataFusionError::Execution("unterminated format() specifier".into()))?;
+            if kind == '%' {
+                text.push('%');
+                continue;
+            }
+            let n = if position > 0 { position } else { next };
+            next = n + 1;
+            let value = arg(n)?;
+            match kind {
+                's' => text.push_str(value.unwrap_or_default()),
+                'I' => match value {
+                    Some(v) => text.push_str(&quote_ident(v)),
+                    None => return Err(DataFusionError::Execution("null values cannot be formatted as an SQL identifier".into())),
+                },
+                'L' => match value {
+                    Some(v) => text.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                    None => text.push_str("NULL"),
+                },
+                other => return Err(DataFusionError::Execution(format!("unrecognized format() type specifier \"{other}\""))),
+            }
+        }
+        out.push(Some(text));
+    }
+    let array = StringArray::from(out);
+    Ok(if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+    } else {
+        ColumnarValue::Array(Arc::new(array))
+    })
+}
+
+/// `current_setting(name [, missing_ok])` over [`crate::pg_overrides::fixed_settings`].
+fn current_setting(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
+    let rows = args
+        .iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1);
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let names = arrays[0].as_string::<i32>();
+    let missing_ok = arrays.get(1).map(|a| a.as_boolean().clone());
+    let settings = crate::pg_overrides::fixed_settings();
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if names.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let name = names.value(i).to_ascii_lowercase();
+        match settings.iter().find(|(n, _, _)| *n == name) {
+            Some((_, value, _)) => out.push(Some(value.clone())),
+            None if missing_ok.as_ref().is_some_and(|m| m.is_valid(i) && m.value(i)) => out.push(None),
+            None => {
+                return Err(DataFusionError::Plan(format!("unrecognized configuration parameter \"{}\"", names.value(i))));
+            }
+        }
+    }
+    let array = StringArray::from(out);
+    Ok(if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+    } else {
+        ColumnarValue::Array(Arc::new(array))
+    })
+}
+
 /// The PostgreSQL version Kura answers as (the protocol and catalogs it emulates).
 pub const PG_VERSION: &str = "16.6";
 
@@ -251,6 +377,23 @@ pub(crate) fn setup_pg_catalog(session: &Session, shared: Option<Arc<dyn SchemaP
     for (name, signatures, value) in constants {
         session.ctx.register_udf(constant_udf(name, Signature::one_of(signatures, Volatility::Stable), value));
     }
+    // `current_setting(name [, missing_ok])` for the fixed settings (SQLAlchemy's table options
+    // read default_table_access_method); other names are PostgreSQL's error, or NULL if missing_ok.
+    session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "current_setting",
+        Signature::one_of(vec![exact(vec![DataType::Utf8]), exact(vec![DataType::Utf8, DataType::Boolean])], Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(current_setting),
+    )));
+    // PostgreSQL's format(): Metabase builds type and relation names with it.
+    session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "format",
+        Signature::variadic_any(Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(pg_format),
+    )));
+    // Kura's relations have no comments (pg_description lists none of them).
+    session.ctx.register_udf(constant_udf("col_description", Signature::any(2, Volatility::Stable), ScalarValue::Utf8(None)));
     // SQLAlchemy's column reflection builds JSON objects of identity and collation details.
     session.ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         "json_build_object",
@@ -292,6 +435,7 @@ pub(crate) fn rewrite_for_compatibility(text: &str, stmt: Statement) -> Statemen
     let _ = stmt.visit(&mut NumericScale);
     let _ = stmt.visit(&mut GenerateSubscripts);
     let _ = stmt.visit(&mut ExpandArray);
+    let _ = stmt.visit(&mut ComputedRegclass);
     if let Statement::Query(q) = &mut stmt {
         name_outputs_like_postgres(q);
     }
@@ -556,6 +700,55 @@ impl VisitorMut for ExpandArray {
             "named_struct",
             vec![name("x"), function_call("unnest", vec![array.clone()]), name("n"), array_positions(array)],
         );
+        ControlFlow::Continue(())
+    }
+}
+
+/// `CAST(<computed text> AS regclass)` (Metabase: `format('%I.%I', schema, table)::regclass`)
+/// becomes a lookup of the relation in `pg_class`, as PostgreSQL resolves it: `schema.name`, or
+/// `name` in the current schema. datafusion-pg-catalog resolves only literals; a column operand
+/// (`c.oid::regclass`) is an OID already and is left alone, so only operands that compute text
+/// (text functions, `||`, casts to text) are rewritten.
+struct ComputedRegclass;
+
+impl ComputedRegclass {
+    fn computes_text(e: &Expr) -> bool {
+        use datafusion::sql::sqlparser::ast::{BinaryOperator, DataType as SqlType};
+        match e {
+            Expr::Nested(inner) => Self::computes_text(inner),
+            Expr::Function(f) => {
+                let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+                matches!(name.as_str(), "format" | "concat" | "concat_ws" | "quote_ident" | "lower" | "upper" | "btrim" | "trim")
+            }
+            Expr::BinaryOp { op: BinaryOperator::StringConcat, .. } => true,
+            Expr::Cast { data_type: SqlType::Text | SqlType::Varchar(_), .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl VisitorMut for ComputedRegclass {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast { expr: operand, data_type, .. } = expr else { return ControlFlow::Continue(()) };
+        let type_name = data_type.to_string().to_ascii_lowercase();
+        if type_name.trim_start_matches("pg_catalog.") != "regclass" || !Self::computes_text(operand) {
+            return ControlFlow::Continue(());
+        }
+        let parts = format!("parse_ident(CAST({operand} AS TEXT))");
+        let sql = format!(
+            "SELECT kura_c.oid FROM pg_catalog.pg_class kura_c \
+             JOIN pg_catalog.pg_namespace kura_n ON kura_n.oid = kura_c.relnamespace \
+             WHERE kura_n.nspname = CASE WHEN array_length({parts}, 1) = 2 THEN {parts}[1] ELSE current_schema() END \
+             AND kura_c.relname = {parts}[CAST(array_length({parts}, 1) AS BIGINT)]"
+        );
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        if let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql) {
+            if let Some(Statement::Query(q)) = parsed.pop() {
+                *expr = Expr::Subquery(q);
+            }
+        }
         ControlFlow::Continue(())
     }
 }

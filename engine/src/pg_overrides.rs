@@ -9,6 +9,10 @@
 //!   both are empty here, with the key columns as arrays (`int2vector`, `oidvector`) (`attnum = ANY(conkey)`,
 //!   `unnest(indkey)`) as clients use them.
 //!
+//! - `pg_class`: PostgreSQL's `relacl` and `reloptions`, NULL (the crate has neither).
+//! - `pg_settings`: the server's fixed settings (the crate lists only `standard_conforming_strings`;
+//!   pgjdbc's `getImportedKeys` needs `max_index_keys`).
+//!
 //! SECURITY: `pg_attribute` is read from the crate's table, which lists only relations the user
 //! may use; the type modifiers come from the same user's view of the catalog.
 
@@ -58,6 +62,14 @@ impl<C: CatalogInfo + std::fmt::Debug + Clone + 'static> SchemaProvider for Kura
                 catalog: self.inner.clone(),
                 info: self.info.clone(),
             }),
+            // PostgreSQL's relacl (aclitem[]) and reloptions (text[]), NULL as for a relation with
+            // default privileges and no storage options (SQLAlchemy's index reflection reads them).
+            "pg_class" => Arc::new(WithNullColumns::new(
+                table,
+                "relpartbound",
+                &[("relacl", DataType::new_list(DataType::Utf8, true)), ("reloptions", DataType::new_list(DataType::Utf8, true))],
+            )?),
+            "pg_settings" => settings(&table)?,
             "pg_constraint" => empty_with_arrays(&table, &[("conkey", DataType::Int16), ("confkey", DataType::Int16)])?,
             // int2vector and oidvector columns.
             "pg_index" => empty_with_arrays(
@@ -92,6 +104,103 @@ fn empty_with_arrays(table: &Arc<dyn TableProvider>, arrays: &[(&str, DataType)]
         })
         .collect();
     Ok(Arc::new(MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])?))
+}
+
+/// The server's fixed settings: what PostgreSQL reports for them, and what Kura's server sends
+/// (`server_version`, encodings). pgjdbc's key metadata reads `max_index_keys`.
+/// Name, value and type of the settings no client can change (also `current_setting`'s answers).
+pub(crate) fn fixed_settings() -> Vec<(&'static str, String, &'static str)> {
+    let major_minor: Vec<u32> = crate::pg::PG_VERSION.split('.').filter_map(|p| p.parse().ok()).collect();
+    let version_num = major_minor.first().copied().unwrap_or(0) * 10000 + major_minor.get(1).copied().unwrap_or(0);
+    vec![
+        ("block_size", "8192".into(), "integer"),
+        // SQLAlchemy's table options compare a relation's access method with it.
+        ("default_table_access_method", "heap".into(), "string"),
+        ("integer_datetimes", "on".into(), "bool"),
+        ("max_function_args", "100".into(), "integer"),
+        ("max_identifier_length", "63".into(), "integer"),
+        ("max_index_keys", "32".into(), "integer"),
+        ("server_encoding", "UTF8".into(), "string"),
+        ("server_version", crate::pg::PG_VERSION.into(), "string"),
+        ("server_version_num", version_num.to_string(), "integer"),
+        ("standard_conforming_strings", "on".into(), "bool"),
+    ]
+}
+
+fn settings(table: &Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    let rows = fixed_settings();
+    let schema = table.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| -> Result<Arc<dyn Array>> {
+            let text = |values: Vec<Option<String>>| Arc::new(StringArray::from(values)) as Arc<dyn Array>;
+            Ok(match f.name().as_str() {
+                "name" => text(rows.iter().map(|r| Some(r.0.to_string())).collect()),
+                "setting" | "reset_val" | "boot_val" => text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                "vartype" => text(rows.iter().map(|r| Some(r.2.to_string())).collect()),
+                // Fixed when the server was built or started: clients cannot change them.
+                "context" => text(rows.iter().map(|_| Some("internal".to_string())).collect()),
+                "source" => text(rows.iter().map(|_| Some("default".to_string())).collect()),
+                "pending_restart" => Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false; rows.len()])),
+                _ => datafusion::arrow::array::new_null_array(f.data_type(), rows.len()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// A table with NULL columns added before `before` (or at the end).
+#[derive(Debug)]
+struct WithNullColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+impl WithNullColumns {
+    fn new(inner: Arc<dyn TableProvider>, before: &str, added: &[(&str, DataType)]) -> Result<Self> {
+        let mut fields: Vec<Field> = inner.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let at = fields.iter().position(|f| f.name() == before).unwrap_or(fields.len());
+        for (i, (name, data_type)) in added.iter().enumerate() {
+            fields.insert(at + i, Field::new(*name, data_type.clone(), true));
+        }
+        Ok(Self { inner, schema: Arc::new(Schema::new(fields)) })
+    }
+}
+
+#[async_trait]
+impl TableProvider for WithNullColumns {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut out = vec![];
+        for batch in rows(state, &self.inner).await? {
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| match batch.column_by_name(f.name()) {
+                    Some(c) => c.clone(),
+                    None => datafusion::arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+                })
+                .collect();
+            out.push(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(&[out], self.schema.clone(), projection.cloned())?)
+    }
 }
 
 /// All rows of a table.

@@ -110,7 +110,9 @@ impl KuraCatalogProvider {
 impl CatalogProvider for KuraCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
-        names.extend(self.extra.schemas.read().keys().cloned());
+        // information_schema is reached by name but not listed, as with DataFusion's own (so
+        // pg_namespace and the tools' schema lists stay as they were).
+        names.extend(self.extra.schemas.read().keys().filter(|k| *k != crate::information_schema::SCHEMA).cloned());
         names
     }
 

@@ -128,7 +128,9 @@ impl Engine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // Kura mounts its own information_schema (crate::information_schema), which extends
+            // DataFusion's; SHOW reads it through the catalog.
+            .with_information_schema(false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // TIMESTAMP WITH TIME ZONE values are in UTC, the TimeZone the server reports.
@@ -156,11 +158,17 @@ impl Engine {
         let ctx = SessionContext::new_with_state(state);
         // After type coercion, so it sees every cast to text, including coerced ones.
         ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts));
+        // Correlated scalar subqueries as PostgreSQL answers them (catalog queries of SQLAlchemy).
+        ctx.add_analyzer_rule(Arc::new(crate::pg_subquery::CorrelatedScalarSubqueries));
         kura_udfs::register_all(&ctx);
         crate::pg::register_session_functions(&ctx, user);
         let pinned = Arc::new(parking_lot::Mutex::new(self.catalog.cached()));
         ctx.register_udf(crate::policy::IsMember::udf(user, pinned.clone()));
         let extra_schemas = Arc::new(crate::provider::ExtraSchemas::default());
+        extra_schemas.mount(
+            crate::information_schema::SCHEMA,
+            Arc::new(crate::information_schema::KuraInformationSchema::new(ctx.state().catalog_list())),
+        );
         let session = Session {
             engine: self.clone(),
             ctx,

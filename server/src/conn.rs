@@ -225,7 +225,7 @@ impl QueryParser for StatementParser {
 
     fn get_result_schema(&self, stmt: &Prepared, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.described.columns {
-            Some(schema) => arrow_schema_to_pg_fields(schema, column_format.unwrap_or(&Format::UnifiedText), None),
+            Some(schema) => arrow_schema_to_pg_fields(&crate::rows::wire_schema(schema), column_format.unwrap_or(&Format::UnifiedText), None),
             None => Ok(vec![]),
         }
     }
@@ -395,7 +395,7 @@ impl Conn {
             StatementOutput::Rows(batches) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
                 let schema = batches.schema();
-                let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
+                let fields = Arc::new(arrow_schema_to_pg_fields(&crate::rows::wire_schema(&schema), format, Some(options))?);
                 let encode_fields = fields.clone();
                 // Stop checks run per batch (a pending batch is interrupted), not per row.
                 let rows = batches

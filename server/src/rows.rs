@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow_pg::encoder::{Encoder, encode_value};
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
@@ -27,6 +28,37 @@ fn trim_fraction(text: &mut [u8]) -> usize {
     let tail = text.len() - rest;
     text.copy_within(rest.., cut_from);
     cut_from + tail
+}
+
+/// The schema as sent to clients. datafusion-pg-catalog tags some object-identifier columns of
+/// its tables as `regclass`, `regtype` or `regnamespace` (`pg_attribute.atttypid`,
+/// `pg_class.relnamespace`), and arrow-pg would describe them with those types, whose text form
+/// in PostgreSQL is a name: drivers then decode the number as a string (psycopg gives `'20'` for
+/// `atttypid`, DBeaver's column query compares it with type OIDs). PostgreSQL declares these
+/// catalog columns `oid`, and so does Kura.
+pub(crate) fn wire_schema(schema: &SchemaRef) -> SchemaRef {
+    const KEY: &str = arrow_pg::datatypes::PG_OID_ALIAS_KEY;
+    // Only numbers: some static tables keep `regproc` columns as text (`typinput`, `-`).
+    let is_alias = |f: &Field| {
+        *f.data_type() == DataType::Int32 && f.metadata().get(KEY).is_some_and(|kind| kind != "oid")
+    };
+    if !schema.fields().iter().any(|f| is_alias(f)) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut f = f.as_ref().clone();
+            if is_alias(&f) {
+                let mut metadata = f.metadata().clone();
+                metadata.insert(KEY.to_string(), "oid".to_string());
+                f = f.with_metadata(metadata);
+            }
+            f
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Bytes reserved per value beyond the batch's Arrow size, for the length prefixes.
@@ -82,7 +114,7 @@ pub(crate) fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) ->
     let rows = batch.num_rows();
     let reserve = (batch.get_array_memory_size() + rows * batch.num_columns() * PER_VALUE).min(MAX_RESERVE);
     let mut encoder = BatchEncoder { buf: BytesMut::with_capacity(reserve), fields: 0 };
-    let schema = batch.schema_ref();
+    let schema = wire_schema(batch.schema_ref());
     let mut out = Vec::with_capacity(rows);
     for row in 0..rows {
         for (col, array) in batch.columns().iter().enumerate() {
