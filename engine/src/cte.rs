@@ -103,12 +103,8 @@ pub(crate) async fn materialize_repeated(state: &SessionState, plan: LogicalPlan
 
 /// The rows of `plan`, unless there are more than the limits allow.
 async fn run_bounded(state: &SessionState, plan: &LogicalPlan) -> Result<Option<Vec<RecordBatch>>> {
-    let physical = state.create_physical_plan(plan).await.map_err(Error::from_datafusion)?;
-    let stream =
-        datafusion::physical_plan::execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(state)))
-            .map_err(Error::from_datafusion)?;
-    // SECURITY: as for any query, an error from a policed read names no value.
-    let mut stream = if crate::policy::reads_policed(plan) { crate::policy::scrub_errors(stream) } else { stream };
+    // As any query runs (an error from a policed read names no value).
+    let mut stream = crate::session::start_plan(state, plan).await?;
     let (mut rows, mut bytes, mut out) = (0usize, 0usize, Vec::new());
     while let Some(batch) = stream.try_next().await.map_err(Error::from_datafusion)? {
         rows += batch.num_rows();

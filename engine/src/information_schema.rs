@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::information_schema::{INFORMATION_SCHEMA_TABLES, InformationSchemaProvider};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session as CatalogSession, TableProvider};
@@ -187,13 +187,6 @@ impl PgColumns {
     }
 }
 
-fn text_column(batch: &RecordBatch, name: &str) -> Result<StringArray> {
-    let column = batch.column_by_name(name).ok_or_else(|| {
-        datafusion::error::DataFusionError::Internal(format!("information_schema.columns without {name}"))
-    })?;
-    Ok(datafusion::arrow::compute::cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
-}
-
 #[async_trait]
 impl TableProvider for PgColumns {
     fn schema(&self) -> SchemaRef {
@@ -211,16 +204,15 @@ impl TableProvider for PgColumns {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, None, &[], None).await?;
-        let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+        let batches = crate::pg_overrides::rows(state, &self.inner).await?;
         let mut types: HashMap<(String, String, String), HashMap<String, String>> = HashMap::new();
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
             let (catalog, schema, table, column) = (
-                text_column(&batch, "table_catalog")?,
-                text_column(&batch, "table_schema")?,
-                text_column(&batch, "table_name")?,
-                text_column(&batch, "column_name")?,
+                crate::pg_overrides::texts(&batch, "table_catalog")?,
+                crate::pg_overrides::texts(&batch, "table_schema")?,
+                crate::pg_overrides::texts(&batch, "table_name")?,
+                crate::pg_overrides::texts(&batch, "column_name")?,
             );
             let mut udt_name = Vec::with_capacity(batch.num_rows());
             for i in 0..batch.num_rows() {

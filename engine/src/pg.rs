@@ -487,6 +487,11 @@ fn postgres_name(e: &Expr) -> String {
     }
 }
 
+/// The called function's own name (its last part), lower-cased.
+fn called_name(f: &datafusion::sql::sqlparser::ast::Function) -> String {
+    f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default()
+}
+
 /// `pg_get_viewdef(oid [, pretty])` becomes a lookup of the view's stored SQL
 /// (`information_schema.views`) by the relation's name and schema in `pg_class`.
 struct ViewDefinition;
@@ -496,7 +501,7 @@ impl VisitorMut for ViewDefinition {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
-        let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+        let name = called_name(f);
         if name != "pg_get_viewdef" {
             return ControlFlow::Continue(());
         }
@@ -599,7 +604,7 @@ impl VisitorMut for GenerateSubscripts {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
-        let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+        let name = called_name(f);
         if name != "generate_subscripts" {
             return ControlFlow::Continue(());
         }
@@ -634,7 +639,7 @@ fn array_positions(array: Expr) -> Expr {
 /// The array argument of a call of `name` with one argument.
 fn single_array_argument<'a>(expr: &'a Expr, name: &str) -> Option<&'a Expr> {
     let Expr::Function(f) = expr else { return None };
-    let called = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+    let called = called_name(f);
     if called != name {
         return None;
     }
@@ -717,7 +722,7 @@ impl ComputedRegclass {
         match e {
             Expr::Nested(inner) => Self::computes_text(inner),
             Expr::Function(f) => {
-                let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default();
+                let name = called_name(f);
                 matches!(name.as_str(), "format" | "concat" | "concat_ws" | "quote_ident" | "lower" | "upper" | "btrim" | "trim")
             }
             Expr::BinaryOp { op: BinaryOperator::StringConcat, .. } => true,

@@ -204,7 +204,7 @@ impl TableProvider for WithNullColumns {
 }
 
 /// All rows of a table.
-async fn rows(state: &dyn CatalogSession, table: &Arc<dyn TableProvider>) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn rows(state: &dyn CatalogSession, table: &Arc<dyn TableProvider>) -> Result<Vec<RecordBatch>> {
     let plan = table.scan(state, None, &[], None).await?;
     datafusion::physical_plan::collect(plan, state.task_ctx()).await
 }
@@ -213,7 +213,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
     batch
         .column_by_name(name)
         .map(|c| c.as_ref())
-        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without column {name}")))
+        .ok_or_else(|| DataFusionError::Internal(format!("catalog table without column {name}")))
 }
 
 /// A column as `Int32` (OIDs, attribute numbers) or as text.
@@ -221,7 +221,7 @@ fn int32s(batch: &RecordBatch, name: &str) -> Result<Int32Array> {
     Ok(datafusion::arrow::compute::cast(column(batch, name)?, &DataType::Int32)?.as_primitive::<Int32Type>().clone())
 }
 
-fn texts(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+pub(crate) fn texts(batch: &RecordBatch, name: &str) -> Result<StringArray> {
     Ok(datafusion::arrow::compute::cast(column(batch, name)?, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 

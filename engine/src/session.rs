@@ -623,7 +623,7 @@ impl Session {
 
 /// Optimises, plans and starts executing `plan` with one copy of the session state (planning and
 /// execution share it: copies of the state are not free).
-async fn start_plan(state: &SessionState, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
+pub(crate) async fn start_plan(state: &SessionState, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
     let physical = state.create_physical_plan(plan).await.map_err(Error::from_datafusion)?;
     let stream = execute_stream(physical, Arc::new(datafusion::execution::TaskContext::from(state)))
         .map_err(Error::from_datafusion)?;

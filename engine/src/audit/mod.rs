@@ -126,7 +126,7 @@ pub(crate) fn chain_hash(prev: &str, seq: i64, record: &Record) -> String {
 }
 
 /// Lower-case hexadecimal of `bytes`.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -417,10 +417,6 @@ impl Parsed {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn parse_all(inputs: Vec<Input>, shift_jis: bool, progress: impl Fn(u64, u64)) -> Result<Parsed> {
     let total: u64 = inputs.iter().filter_map(|i| std::fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
     let mut spill = Spills::new()?;
@@ -432,7 +428,7 @@ fn parse_all(inputs: Vec<Input>, shift_jis: bool, progress: impl Fn(u64, u64)) -
     for input in inputs {
         let data = std::fs::read(&input.path).map_err(|e| Error::File { path: input.display.clone(), source: e })?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &data);
-        let sha = hex(digest.as_ref());
+        let sha = crate::audit::hex(digest.as_ref());
         batch.update(input.display.as_bytes());
         batch.update(&[0]);
         batch.update(digest.as_ref());
@@ -458,7 +454,7 @@ fn parse_all(inputs: Vec<Input>, shift_jis: bool, progress: impl Fn(u64, u64)) -
         files: parsed_files,
         sections,
         rejects,
-        batch_id: hex(batch.finish().as_ref()),
+        batch_id: crate::audit::hex(batch.finish().as_ref()),
         bytes,
         receipts,
         rejected_receipts,
