@@ -50,6 +50,7 @@ mod policy;
 mod provider;
 mod provision;
 mod read_only;
+mod refusals;
 mod receipts;
 mod scan;
 pub mod scram;

@@ -290,7 +290,7 @@ pub(crate) async fn execute(session: &Session, stmt: LinkageStatement) -> Result
             let rows = Box::pin(crate::linked::refresh(session, &qn)).await?;
             Ok(StatementOutput::counted("REFRESH", rows))
         }
-        LinkageStatement::ShowLinked => crate::linked::show(session),
+        LinkageStatement::ShowLinked => crate::linked::show(session).await,
         LinkageStatement::OptOut { .. } => unreachable!("handled above"),
         LinkageStatement::Link { new, ground_truth } => Box::pin(link(session, new, ground_truth)).await,
     }

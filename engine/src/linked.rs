@@ -412,18 +412,39 @@ async fn define(session: &Session, stmt: &CreateLinked, base: &QualifiedName) ->
     })
 }
 
-/// The query that makes a linked table's rows.
-fn rows_query(l: &LinkedTable) -> String {
+/// The query that makes a linked table's rows, with [`crate::refusals::HELD_COLUMN`] last, as of
+/// version `registry` of the opt-out registry.
+fn rows_query(l: &LinkedTable, registry: u64) -> String {
     let cols: String = l.columns.iter().map(|c| format!(", b.{}", quote_ident(c))).collect();
     let order: String = l.order_by.iter().map(|c| format!(", b.{}", quote_ident(c))).collect();
+    let (held_join, held) = crate::refusals::held_join("r.research_id", registry);
     format!(
-        "SELECT r.research_id{cols} FROM (SELECT CAST({key} AS TEXT) AS __kura_link_key, * FROM {base}) b \
+        "SELECT r.research_id{cols}, {held} FROM (SELECT CAST({key} AS TEXT) AS __kura_link_key, * FROM {base}) b \
          LEFT JOIN linkage.research_ids r ON r.source = {source} AND r.source_key = b.__kura_link_key \
+         {held_join} \
          ORDER BY r.research_id NULLS LAST{order}",
         key = l.key,
         base = base_of(l).quoted(),
         source = sql_literal(&l.source),
     )
+}
+
+/// The opt-out registry's stamp and version.
+async fn registry(session: &Session) -> Result<(String, u64)> {
+    crate::refusals::registry(session.engine.warehouse(), &session.engine.catalog().cached())
+        .await?
+        .ok_or_else(|| Error::Invalid("the linkage tables are missing; run LINK first".into()))
+}
+
+/// Writes a linked table's rows from its base and the current research IDs, in one commit, with
+/// the rows of persons who refused in files of their own ([`crate::refusals`]).
+async fn write_rows(session: &Session, qn: &QualifiedName, linked: &LinkedTable) -> Result<u64> {
+    // The checks of any write: a writable warehouse, a table this user may write.
+    let location = crate::dml::target_entry(session, qn).await?.location;
+    let (stamp, version) = registry(session).await?;
+    let query = crate::parser::parse_query(&rows_query(linked, version))?;
+    let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
+    crate::refusals::rewrite(session, &location, qn, plan, &stamp).await
 }
 
 /// `CREATE LINKED TABLE`: defines the table, creates it and fills it from the current research IDs.
@@ -439,10 +460,15 @@ pub(crate) async fn create(session: &Session, stmt: CreateLinked) -> Result<Stat
     }
     let linked = define(session, &stmt, &base).await?;
     crate::linkage::ensure_tables(session).await?;
-    let query = crate::parser::parse_query(&rows_query(&linked))?;
+    // The table is created empty, with the columns its rows will have, then filled.
+    let (_, version) = registry(session).await?;
+    let query = crate::parser::parse_query(&format!("SELECT * FROM ({}) LIMIT 0", rows_query(&linked, version)))?;
     let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
+    let columns: Vec<_> = plan.schema().columns().into_iter().filter(|c| c.name != crate::refusals::HELD_COLUMN).map(datafusion::logical_expr::col).collect();
+    let plan = datafusion::logical_expr::LogicalPlanBuilder::from(plan).project(columns)?.build()?;
     let withheld = linked.withheld.len();
-    let rows = crate::ddl::create_table_from_plan(session, &qn, plan, Some(linked)).await?;
+    crate::ddl::create_table_from_plan(session, &qn, plan, Some(linked.clone())).await?;
+    let rows = write_rows(session, &qn, &linked).await?;
     tracing::info!(table = %qn, base = %base, rows, withheld, "linked table created");
     Ok(StatementOutput::counted("SELECT", rows))
 }
@@ -467,29 +493,33 @@ pub(crate) async fn refresh(session: &Session, qn: &QualifiedName) -> Result<u64
             )));
         }
     }
-    let query = crate::parser::parse_query(&rows_query(&linked))?;
-    let plan = crate::copy::source_plan(session, CopySource::Query(query)).await?;
-    crate::dml::overwrite_from_plan(session, qn, plan).await
+    write_rows(session, qn, &linked).await
 }
 
-/// `SHOW LINKED TABLES`.
-pub(crate) fn show(session: &Session) -> Result<StatementOutput> {
+/// `SHOW LINKED TABLES`, with whether each table's files are laid out for the current refusals
+/// (read without the opt-out filter) or not until its next rewrite.
+pub(crate) async fn show(session: &Session) -> Result<StatementOutput> {
     let snapshot = session.snapshot();
-    let rows = snapshot
-        .state
-        .linked_tables()
-        .into_iter()
-        .map(|(s, t, l)| {
-            vec![
-                format!("{s}.{t}"),
-                format!("{}.{}", l.base_schema, l.base_table),
-                l.source.clone(),
-                l.key.clone(),
-                l.withheld.iter().map(|(c, w)| format!("{c} ({w})")).collect::<Vec<_>>().join(", "),
-            ]
-        })
-        .collect();
+    let warehouse = session.engine.warehouse();
+    let stamp = crate::refusals::registry(warehouse, &snapshot).await?.map(|(s, _)| s);
+    let mut rows = Vec::new();
+    for (s, t, l) in snapshot.state.linked_tables() {
+        let entry = snapshot.state.table(s, t).map_err(Error::catalog)?;
+        let table = warehouse.open_table(&entry.location, &kura_storage::TableVersionSpec::Latest).await?;
+        let layout = match (crate::scan::DeltaFileIndex::of(&entry.location, &table), &stamp) {
+            (Some(index), Some(stamp)) => crate::refusals::describe(index.refusal_tags(), stamp),
+            _ => crate::refusals::Layout::Unknown,
+        };
+        rows.push(vec![
+            format!("{s}.{t}"),
+            format!("{}.{}", l.base_schema, l.base_table),
+            l.source.clone(),
+            l.key.clone(),
+            l.withheld.iter().map(|(c, w)| format!("{c} ({w})")).collect::<Vec<_>>().join(", "),
+            layout.to_string(),
+        ]);
+    }
     crate::constant::text_rows(&SHOW_COLUMNS, rows)
 }
 
-pub(crate) const SHOW_COLUMNS: [&str; 5] = ["name", "base_table", "linkage_source", "key", "withheld_columns"];
+pub(crate) const SHOW_COLUMNS: [&str; 6] = ["name", "base_table", "linkage_source", "key", "withheld_columns", "refusal_layout"];

@@ -163,8 +163,9 @@ impl KuraSchemaProvider {
             return Ok(None);
         };
         let table = self.warehouse.open_table(&entry.location, &version).await?;
-        let raw: Arc<dyn TableProvider> = match crate::scan::DeltaFileIndex::of(&entry.location, &table) {
-            Some(index) => Arc::new(crate::scan::DeltaParquetTable::new(index, table, self.session.clone())),
+        let index = crate::scan::DeltaFileIndex::of(&entry.location, &table);
+        let raw: Arc<dyn TableProvider> = match &index {
+            Some(index) => Arc::new(crate::scan::DeltaParquetTable::new(index.clone(), table.clone(), self.session.clone())),
             None => delta_rs_provider(&table, &self.session).await?,
         };
         // SECURITY: the only place a table is handed to the planner; it goes raw only while a
@@ -190,6 +191,21 @@ impl KuraSchemaProvider {
             TableVersionSpec::Latest => name.to_string(),
             _ => reference_name,
         };
+        // A linked table laid out for the current refusals is read, by those they bind, from its
+        // clean files instead of through the opt-out filter ([`crate::refusals`]).
+        let mut without_refusals = None;
+        if let (Some(index), TableVersionSpec::Latest) = (&index, &version)
+            && entry.linked.is_some()
+            && crate::policy::plan::bound_by_refusals(&self.snapshot, &self.visibility.user)
+            && let Some((stamp, _)) = crate::refusals::registry(&self.warehouse, &self.snapshot).await?
+            && let Some(only) = crate::refusals::clean_files(&index.refusal_tags().collect::<Vec<_>>(), &stamp)
+        {
+            // SECURITY: registered only among the raw providers, which no name a user writes reaches.
+            let clean_name = format!("{name}@without-refusals");
+            let clean = crate::scan::DeltaParquetTable::with_only_files(index.clone(), table, self.session.clone(), only);
+            self.opened_raw.lock().expect("poisoned").insert(clean_name.clone(), Arc::new(clean));
+            without_refusals = Some(clean_name);
+        }
         let policed = crate::policy::plan::policed_table(
             state,
             &self.visibility.keys,
@@ -200,6 +216,7 @@ impl KuraSchemaProvider {
             &raw.schema(),
             &self.visibility.user,
             refusals_only,
+            without_refusals.as_deref(),
         )
         .await?;
         // SECURITY: the identity zone holds whatever the policies say; checked on what they did.

@@ -68,6 +68,8 @@ struct IndexedFile {
     partition_values: Vec<ScalarValue>,
     /// Statistics over file columns then partition columns.
     statistics: Arc<Statistics>,
+    /// The file's refusal layout tag (`kura.refusals`), if a linked-table rewrite wrote it.
+    refusals: Option<String>,
 }
 
 /// Per-file statistics as columns (one row per file), for pruning.
@@ -185,6 +187,7 @@ impl DeltaFileIndex {
         let num_files = log.num_files();
         let mut paths = Vec::with_capacity(num_files);
         let mut row_counts = Vec::with_capacity(num_files);
+        let mut tags = Vec::with_capacity(num_files);
         let table_prefix = Path::from(location.trim_matches('/'));
         for file in log.iter() {
             let raw = file.path();
@@ -195,6 +198,10 @@ impl DeltaFileIndex {
             let path = Path::from_iter(table_prefix.parts().chain(relative.parts()));
             paths.push((path, u64::try_from(file.size()).unwrap_or(0)));
             row_counts.push(file.num_records().map(|n| n as u64));
+            // The file's Add action is the only public way to its tags.
+            #[allow(deprecated)]
+            let tag = file.add_action().tags.and_then(|mut t| t.remove(crate::refusals::TAG).flatten());
+            tags.push(tag);
         }
 
         // Statistics per column, one row per file, typed as the table's columns.
@@ -262,7 +269,7 @@ impl DeltaFileIndex {
             })
         };
         let mut files = Vec::with_capacity(num_files);
-        for (i, (path, size)) in paths.into_iter().enumerate() {
+        for (i, ((path, size), refusals)) in paths.into_iter().zip(tags).enumerate() {
             let mut column_statistics = Vec::with_capacity(schema.fields().len());
             for f in file_schema.fields() {
                 column_statistics.push(column_stats(f.name(), i, false)?);
@@ -277,7 +284,7 @@ impl DeltaFileIndex {
                 None => Precision::Absent,
             };
             let statistics = Statistics { num_rows, total_byte_size: Precision::Inexact(size as usize), column_statistics };
-            files.push(IndexedFile { path, size, partition_values, statistics: Arc::new(statistics) });
+            files.push(IndexedFile { path, size, partition_values, statistics: Arc::new(statistics), refusals });
         }
 
         let partition_values = if partition_fields.is_empty() {
@@ -292,6 +299,11 @@ impl DeltaFileIndex {
         };
         let df_schema = DFSchema::try_from(schema.clone())?;
         Ok(Some(Self { schema, df_schema, file_schema, partition_fields, scan_positions, files, stats, partition_values }))
+    }
+
+    /// The refusal layout tag of each file, in file order.
+    pub(crate) fn refusal_tags(&self) -> impl Iterator<Item = Option<&str>> {
+        self.files.iter().map(|f| f.refusals.as_deref())
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -354,18 +366,30 @@ pub(crate) struct DeltaParquetTable {
     index: Arc<DeltaFileIndex>,
     table: DeltaTable,
     session: Weak<RwLock<SessionState>>,
+    /// When set, only the files marked true are read (the others hold rows kept from the reader).
+    only: Option<Arc<Vec<bool>>>,
 }
 
 impl DeltaParquetTable {
     pub(crate) fn new(index: Arc<DeltaFileIndex>, table: DeltaTable, session: Weak<RwLock<SessionState>>) -> Self {
-        Self { index, table, session }
+        Self { index, table, session, only: None }
+    }
+
+    /// The same table version restricted to the files `only` marks (one flag per file, in the
+    /// index's order).
+    pub(crate) fn with_only_files(index: Arc<DeltaFileIndex>, table: DeltaTable, session: Weak<RwLock<SessionState>>, only: Vec<bool>) -> Self {
+        assert_eq!(only.len(), index.files.len(), "one flag per file");
+        Self { index, table, session, only: Some(Arc::new(only)) }
     }
 
     /// Files that may hold rows matching `filters`: partition filters decide exactly, the rest
     /// by file statistics.
     fn select_files(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Vec<bool>> {
         let index = &self.index;
-        let mut keep = vec![true; index.files.len()];
+        let mut keep = match &self.only {
+            Some(only) => only.as_ref().clone(),
+            None => vec![true; index.files.len()],
+        };
         let (partition_filters, other): (Vec<&Expr>, Vec<&Expr>) =
             filters.iter().partition(|f| index.is_partition_filter(f));
         if let (Some((batch, df_schema)), Some(predicate)) =

@@ -206,6 +206,7 @@ pub(crate) async fn policed_table(
     raw_schema: &SchemaRef,
     user: &str,
     refusals_only: bool,
+    without_refusals: Option<&str>,
 ) -> Result<Option<PolicedTable>> {
     let Ok(entry) = snapshot.state.table(schema, table) else { return Ok(None) };
     let none = Default::default();
@@ -280,14 +281,21 @@ pub(crate) async fn policed_table(
         });
     }
     // The opt-out registry, for every non-operator, whatever the table's policies say.
+    // On a linked table laid out for the current refusals, reading its clean files is the filter.
     let mut optout_source_owner = None;
+    let mut raw_name = raw_name;
     if let Some((filter, source_owner)) = optout {
         optout_source_owner = Some(source_owner);
         applied.push(Applied::Filtered { policy: OPTOUT_FILTER.into() });
-        selection = Some(match selection {
-            None => filter,
-            Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(filter) },
-        });
+        match without_refusals {
+            Some(clean) if entry.linked.is_some() => raw_name = clean,
+            _ => {
+                selection = Some(match selection {
+                    None => filter,
+                    Some(prev) => SqlExpr::BinaryOp { left: Box::new(prev), op: BinaryOperator::And, right: Box::new(filter) },
+                })
+            }
+        }
     }
     // SECURITY: every policy is created by a superuser; its owner's rights read the tables its
     // body names (the last mask's, else the last row filter's); without either, the table's owner.
@@ -341,6 +349,12 @@ pub(crate) fn refusals_for_all() -> bool {
     REFUSALS_FOR_ALL.try_with(|b| *b).unwrap_or(false)
 }
 
+/// Whether refusals hide rows from `user`: from everyone but operators, and from everyone while
+/// a provision is planned.
+pub(crate) fn bound_by_refusals(snapshot: &Snapshot, user: &str) -> bool {
+    !snapshot.state.is_operator(user) || refusals_for_all()
+}
+
 /// The automatic opt-out filter of a linked table (by research ID; rows not linked yet are held
 /// back too) or of a linked table's base (by source key), for a user who is not an operator,
 /// with the owner of the linkage source whose rights read the registry.
@@ -352,7 +366,7 @@ fn optout_filter(
     user: &str,
     raw_schema: &SchemaRef,
 ) -> Result<Option<(SqlExpr, String)>> {
-    if snapshot.state.is_operator(user) && !refusals_for_all() {
+    if !bound_by_refusals(snapshot, user) {
         return Ok(None);
     }
     let (text, source) = if let Some(l) = &entry.linked {
