@@ -3,6 +3,7 @@
 //! report medians and ratios.
 //!
 //! `cargo run --release -p kura-bench -- [--persons 1000000] [--dir bench/work] [--runs 5] [--reuse] [--policies]`
+//! (`--policies` defaults to `--dir bench/work/policies`)
 //!
 //! `--reuse` queries the warehouse a previous run loaded instead of loading it again (the report
 //! then has no load figures). `--policies` measures what policies cost instead: the same queries
@@ -61,19 +62,23 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { persons: 1_000_000, dir: PathBuf::from("bench/work"), runs: 5, reuse: false, policies: false };
+    let mut args = Args { persons: 1_000_000, dir: PathBuf::new(), runs: 5, reuse: false, policies: false };
+    let mut dir = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--persons" => args.persons = value()?.parse()?,
-            "--dir" => args.dir = PathBuf::from(value()?),
+            "--dir" => dir = Some(PathBuf::from(value()?)),
             "--runs" => args.runs = value()?.parse()?,
             "--reuse" => args.reuse = true,
             "--policies" => args.policies = true,
             other => bail!("unknown argument {other}"),
         }
     }
+    // The policy benchmark declares and drops linkage sources: a warehouse of its own, apart from
+    // the one the suite links for its cohort queries.
+    args.dir = dir.unwrap_or_else(|| PathBuf::from(if args.policies { "bench/work/policies" } else { "bench/work" }));
     Ok(args)
 }
 

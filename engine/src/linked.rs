@@ -14,7 +14,9 @@
 //! `REFRESH LINKED TABLE`: `research_id` first, then the base table's columns that carry no
 //! identity, sorted by `research_id` (so a person's rows sit together in the files and the
 //! files' statistics prune lookups by person) and then by the `ORDER BY` columns. A row whose key
-//! has no research ID yet keeps a NULL `research_id` until the next linkage.
+//! has no research ID yet keeps a NULL `research_id` until the next linkage. Rows of persons who
+//! refused, and rows without a research ID, go to files of their own ([`crate::refusals`]), so
+//! that readers bound by refusals skip them instead of filtering every row.
 //!
 //! Which columns are identity is not left to the author: Kura traces every column of the linkage
 //! source's query back to the base table's columns ([`lineage`]). Columns that feed a direct
