@@ -143,6 +143,10 @@ const ANALYST_SECRETS: &[&str] = &[
     "8030031",
     "8040001",
     "R4",
+    // Research table: the refused person's and the unlinked visit's points, and the layout's names.
+    "7717",
+    "8819",
+    "kura.refusals",
     "不明",
     "optout",
     "date_trunc",
@@ -217,6 +221,19 @@ ALTER TABLE clinic.claims SET AGGREGATION POLICY min_group ENTITY KEY (research_
 CREATE VIEW clinic.claims_rows AS SELECT * FROM clinic.claims;
 CREATE VIEW clinic.claims_by_sex AS SELECT sex, count(*) AS n FROM clinic.claims GROUP BY sex;
 GRANT SELECT ON clinic.claims_rows, clinic.claims_by_sex TO municipal;
+CREATE SCHEMA zone;
+CREATE TABLE zone.people (atena TEXT, name_kana TEXT, birth_date DATE, sex INT, postal_code TEXT);
+INSERT INTO zone.people VALUES ('Z1', 'ヤマダタロウ', '1980-04-15', 1, '8020011'), ('Z2', 'スズキハナコ', '1975-11-02', 2, '8020031'), ('Z3', 'サトウイチロウ', '1990-01-30', 1, '8030011');
+CREATE TABLE zone.visits (atena TEXT, visit_date DATE, icd10 TEXT, points INT);
+INSERT INTO zone.visits VALUES ('Z1', '2025-04-01', 'E11', 300), ('Z2', '2025-05-01', 'I10', 7717), ('Z3', '2025-06-01', 'J20', 50), ('Z9', '2025-07-01', 'K35', 8819);
+CREATE LINKAGE SOURCE resident WITH UNIQUE KEYS AS SELECT atena AS source_key, name_kana, birth_date, sex, postal_code FROM zone.people;
+LINK;
+CREATE SCHEMA research;
+CREATE LINKED TABLE research.visits FROM zone.visits LINKAGE SOURCE resident KEY atena ORDER BY visit_date;
+OPT OUT resident KEY 'Z2';
+REFRESH LINKED TABLE research.visits;
+GRANT USAGE ON SCHEMA research TO analyst;
+GRANT SELECT ON research.visits TO analyst;
 ";
 
 async fn start() -> TestServer {
@@ -934,6 +951,29 @@ fn cases() -> Vec<Case> {
             "SELECT * FROM clinic.optout VERSION AS OF 1", Simple, Error(DENIED, "permission denied")),
         case("time-travel", "the empty first version", A,
             "SELECT count(*) FROM clinic.persons VERSION AS OF 0", Simple, Rows("0")),
+        // ---- refusals on a linked table (Z2 refused, Z9 not linked; their rows in held files) --
+        case("refusals", "every row of a linked table", A,
+            "SELECT icd10, points FROM research.visits ORDER BY points", Simple, Rows("J20|50\nE11|300")),
+        case("refusals", "aggregates over the whole table", A,
+            "SELECT count(*), sum(points), max(points) FROM research.visits", Simple, Rows("2|350|300")),
+        case("refusals", "a predicate that only the refused row matches", A,
+            "SELECT count(*) FROM research.visits WHERE points > 1000 OR icd10 IN ('I10', 'K35')", Simple, Rows("0")),
+        case("refusals", "rows without a research ID", A,
+            "SELECT count(*) FROM research.visits WHERE research_id IS NULL", Simple, Rows("0")),
+        case("refusals", "the clean files' provider by name", A,
+            "SELECT * FROM research.\"visits@without-refusals\"", Simple, Error("22023", "invalid time-travel reference")),
+        case("refusals", "an older version (before the refusal's rewrite) goes through the filter", A,
+            "SELECT count(*), sum(points) FROM research.visits VERSION AS OF 1", Simple, Hides(&["7717", "8819"])),
+        case("refusals", "EXPLAIN shows no layout", A,
+            "EXPLAIN SELECT count(*) FROM research.visits", Simple,
+            Shows(&["PolicedScanExec"], &["without-refusals", "held", "optout", "Anti"])),
+        case("refusals", "EXPLAIN ANALYZE counts no hidden row", A,
+            "EXPLAIN ANALYZE SELECT * FROM research.visits", Simple,
+            Shows(&["PolicedScanExec"], &["output_rows=4", "output_rows=3", "without-refusals", "held"])),
+        case("refusals", "the registry", A,
+            "SELECT * FROM linkage.optouts", Simple, Error(DENIED, "permission denied")),
+        case("refusals", "the base table in the identity zone", A,
+            "SELECT count(*) FROM zone.visits", Simple, Error(DENIED, "permission denied")),
         // ---- writes through policies --------------------------------------------------------
         case("writes", "INSERT", A, "INSERT INTO clinic.persons (research_id) VALUES ('R9')", Simple, Error(DENIED, "cannot be written")),
         // UPDATE and DELETE touch only visible rows (tests/slt/policies.slt checks, as the
