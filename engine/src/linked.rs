@@ -462,6 +462,8 @@ pub(crate) async fn create(session: &Session, stmt: CreateLinked) -> Result<Stat
     }
     let linked = define(session, &stmt, &base).await?;
     crate::linkage::ensure_tables(session).await?;
+    // Before the first LINK the linkage tables are new: plan with them.
+    session.pin_catalog().await?;
     // The table is created empty, with the columns its rows will have, then filled.
     let (_, version) = registry(session).await?;
     let query = crate::parser::parse_query(&format!("SELECT * FROM ({}) LIMIT 0", rows_query(&linked, version)))?;
