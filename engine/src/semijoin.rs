@@ -9,6 +9,13 @@
 //! (the filtered `part`), so the aggregate sees the rows of those groups only (DuckDB gets the
 //! same effect from its dependent join).
 //!
+//! Only aggregates of subqueries (correlated scalar subqueries, `IN` and `EXISTS`) are reduced:
+//! what the subquery computes is asked per row of the outer query, which is usually filtered
+//! (DuckDB's dependent join evaluates it that way). A join the user wrote with a grouped derived
+//! table or CTE is left as written: without cardinality estimates the rule cannot know that the
+//! second read of the other side pays (it did not in a cohort query whose other side kept 87% of
+//! a table).
+//!
 //! It is exact: grouping by `k` puts every row of a key in the same group, so removing the rows
 //! whose key the join cannot match removes whole groups and leaves the others as they were. It
 //! applies when the aggregate side is the one an equi join drops unmatched rows from (inner,
@@ -54,14 +61,14 @@ impl OptimizerRule for ReduceGroupedJoins {
         for (left_key, right_key) in &join.on {
             let (Expr::Column(lk), Expr::Column(rk)) = (left_key, right_key) else { continue };
             if reduce_right
-                && let Some(reduced) = reduce(&join.right, rk, &join.left, lk)?
+                && let Some(reduced) = reduce(&join.right, rk, &join.left, lk, false)?
             {
                 let mut join = join.clone();
                 join.right = Arc::new(reduced);
                 return Ok(Transformed::yes(LogicalPlan::Join(join)));
             }
             if reduce_left
-                && let Some(reduced) = reduce(&join.left, lk, &join.right, rk)?
+                && let Some(reduced) = reduce(&join.left, lk, &join.right, rk, false)?
             {
                 let mut join = join.clone();
                 join.left = Arc::new(reduced);
@@ -73,29 +80,31 @@ impl OptimizerRule for ReduceGroupedJoins {
 }
 
 /// `grouped` with its aggregate's input semi-joined with the keys `other_key` can take in
-/// `other`, when `grouped` is (a projection or alias of) an aggregate grouped by `key`.
-fn reduce(grouped: &LogicalPlan, key: &Column, other: &LogicalPlan, other_key: &Column) -> DFResult<Option<LogicalPlan>> {
+/// `other`, when `grouped` is (a projection or alias of) an aggregate grouped by `key` that came
+/// from a subquery (`subquery`: an alias DataFusion's decorrelation made was passed).
+fn reduce(grouped: &LogicalPlan, key: &Column, other: &LogicalPlan, other_key: &Column, subquery: bool) -> DFResult<Option<LogicalPlan>> {
     match grouped {
         LogicalPlan::Projection(p) => {
             let Some(i) = p.schema.maybe_index_of_column(key) else { return Ok(None) };
             let Expr::Column(inner) = p.expr[i].clone().unalias() else { return Ok(None) };
-            let Some(input) = reduce(&p.input, &inner, other, other_key)? else { return Ok(None) };
+            let Some(input) = reduce(&p.input, &inner, other, other_key, subquery)? else { return Ok(None) };
             Ok(Some(grouped.with_new_exprs(grouped.expressions(), vec![input])?))
         }
         LogicalPlan::SubqueryAlias(a) => {
             let Some(i) = a.schema.maybe_index_of_column(key) else { return Ok(None) };
             let (qualifier, field) = a.input.schema().qualified_field(i);
             let inner = Column::new(qualifier.cloned(), field.name());
-            let Some(input) = reduce(&a.input, &inner, other, other_key)? else { return Ok(None) };
+            let decorrelated = ["__scalar_sq_", "__correlated_sq_"].iter().any(|p| a.alias.table().starts_with(p));
+            let Some(input) = reduce(&a.input, &inner, other, other_key, subquery || decorrelated)? else { return Ok(None) };
             Ok(Some(grouped.with_new_exprs(vec![], vec![input])?))
         }
         // A filter on the groups (HAVING, or a correlated predicate on the aggregate) keeps or
         // drops whole groups either way.
         LogicalPlan::Filter(f) => {
-            let Some(input) = reduce(&f.input, key, other, other_key)? else { return Ok(None) };
+            let Some(input) = reduce(&f.input, key, other, other_key, subquery)? else { return Ok(None) };
             Ok(Some(grouped.with_new_exprs(grouped.expressions(), vec![input])?))
         }
-        LogicalPlan::Aggregate(agg) => reduce_aggregate(agg, key, other, other_key),
+        LogicalPlan::Aggregate(agg) if subquery => reduce_aggregate(agg, key, other, other_key),
         _ => Ok(None),
     }
 }
@@ -218,11 +227,9 @@ mod tests {
             .await
         );
         for sql in [
-            "SELECT p.partkey, a.n FROM parts p LEFT JOIN (SELECT partkey, count(*) n FROM items GROUP BY partkey) a ON a.partkey = p.partkey WHERE p.brand = 'A' ORDER BY 1",
-            "SELECT a.partkey, a.s FROM (SELECT partkey, sum(price) s FROM items GROUP BY partkey) a JOIN parts p ON a.partkey = p.partkey WHERE p.brand = 'B' ORDER BY 1",
-            "SELECT a.partkey, a.s FROM (SELECT partkey, sum(price) s FROM items GROUP BY partkey HAVING sum(price) > 6) a JOIN parts p ON a.partkey = p.partkey WHERE p.brand = 'A' ORDER BY 1",
-            "SELECT p.partkey, a.n FROM (SELECT partkey, count(*) n FROM items GROUP BY partkey) a RIGHT JOIN parts p ON a.partkey = p.partkey WHERE p.brand = 'B' ORDER BY 1",
-            "SELECT p.partkey FROM parts p WHERE p.brand = 'A' AND NOT EXISTS (SELECT 1 FROM (SELECT partkey, max(qty) m FROM items GROUP BY partkey) a WHERE a.partkey = p.partkey AND a.m > 5) ORDER BY 1",
+            "SELECT partkey FROM parts WHERE brand = 'A' AND 6 > (SELECT max(qty) FROM items WHERE items.partkey = parts.partkey) ORDER BY 1",
+            "SELECT partkey FROM parts WHERE brand = 'A' AND partkey IN (SELECT partkey FROM items GROUP BY partkey HAVING count(*) > 2) ORDER BY 1",
+            "SELECT partkey FROM parts WHERE brand = 'A' AND partkey NOT IN (SELECT partkey FROM items GROUP BY partkey HAVING max(qty) > 5) ORDER BY 1",
         ] {
             assert!(reduced(sql).await, "{sql}");
         }
@@ -235,11 +242,14 @@ mod tests {
             "SELECT count(*) FROM (SELECT partkey, count(*) n FROM items GROUP BY partkey) a FULL JOIN (SELECT * FROM parts WHERE brand = 'A') p ON a.partkey = p.partkey",
             "SELECT count(*) FROM (SELECT partkey, count(*) n FROM items GROUP BY partkey) a LEFT JOIN (SELECT * FROM parts WHERE brand = 'A') p ON a.partkey = p.partkey",
             // A volatile filter would give another set of keys when read again.
-            "SELECT p.partkey, a.n FROM parts p JOIN (SELECT partkey, count(*) n FROM items GROUP BY partkey) a ON a.partkey = p.partkey WHERE p.brand = 'A' AND random() < 2 ORDER BY 1",
+            "SELECT partkey FROM parts WHERE brand = 'A' AND random() < 2 AND 6 > (SELECT max(qty) FROM items WHERE items.partkey = parts.partkey) ORDER BY 1",
             // Joined on an aggregate, not on the group key.
             "SELECT p.partkey FROM parts p JOIN (SELECT partkey, count(*) n FROM items GROUP BY partkey) a ON a.n = p.partkey WHERE p.brand = 'A' ORDER BY 1",
+            // Joins the user wrote with grouped derived tables: left as written.
+            "SELECT p.partkey, a.n FROM parts p LEFT JOIN (SELECT partkey, count(*) n FROM items GROUP BY partkey) a ON a.partkey = p.partkey WHERE p.brand = 'A' ORDER BY 1",
+            "SELECT a.partkey, a.s FROM (SELECT partkey, sum(price) s FROM items GROUP BY partkey) a JOIN parts p ON a.partkey = p.partkey WHERE p.brand = 'B' ORDER BY 1",
             // The other side is not filtered: nothing to gain.
-            "SELECT p.partkey, a.n FROM parts p JOIN (SELECT partkey, count(*) n FROM items GROUP BY partkey) a ON a.partkey = p.partkey ORDER BY 1",
+            "SELECT partkey FROM parts WHERE 6 > (SELECT max(qty) FROM items WHERE items.partkey = parts.partkey) ORDER BY 1",
         ] {
             assert!(!reduced(sql).await, "{sql}");
         }
