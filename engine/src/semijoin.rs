@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result as DFResult};
-use datafusion::logical_expr::{Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 /// The alias of the key list a reduced aggregate is semi-joined with; marks it as reduced.
@@ -60,19 +60,11 @@ impl OptimizerRule for ReduceGroupedJoins {
         };
         for (left_key, right_key) in &join.on {
             let (Expr::Column(lk), Expr::Column(rk)) = (left_key, right_key) else { continue };
-            if reduce_right
-                && let Some(reduced) = reduce(&join.right, rk, &join.left, lk, false)?
-            {
-                let mut join = join.clone();
-                join.right = Arc::new(reduced);
-                return Ok(Transformed::yes(LogicalPlan::Join(join)));
+            if reduce_right && let Some(right) = reduce(&join.right, rk, &join.left, lk, false)? {
+                return Ok(Transformed::yes(LogicalPlan::Join(Join { right: Arc::new(right), ..join.clone() })));
             }
-            if reduce_left
-                && let Some(reduced) = reduce(&join.left, lk, &join.right, rk, false)?
-            {
-                let mut join = join.clone();
-                join.left = Arc::new(reduced);
-                return Ok(Transformed::yes(LogicalPlan::Join(join)));
+            if reduce_left && let Some(left) = reduce(&join.left, lk, &join.right, rk, false)? {
+                return Ok(Transformed::yes(LogicalPlan::Join(Join { left: Arc::new(left), ..join.clone() })));
             }
         }
         Ok(Transformed::no(plan))
@@ -84,19 +76,14 @@ impl OptimizerRule for ReduceGroupedJoins {
 /// from a subquery (`subquery`: an alias DataFusion's decorrelation made was passed).
 fn reduce(grouped: &LogicalPlan, key: &Column, other: &LogicalPlan, other_key: &Column, subquery: bool) -> DFResult<Option<LogicalPlan>> {
     match grouped {
-        LogicalPlan::Projection(p) => {
-            let Some(i) = p.schema.maybe_index_of_column(key) else { return Ok(None) };
-            let Expr::Column(inner) = p.expr[i].clone().unalias() else { return Ok(None) };
-            let Some(input) = reduce(&p.input, &inner, other, other_key, subquery)? else { return Ok(None) };
+        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
+            let Some(inner) = passed_through(grouped, key) else { return Ok(None) };
+            let decorrelated = matches!(grouped, LogicalPlan::SubqueryAlias(a)
+                if ["__scalar_sq_", "__correlated_sq_"].iter().any(|p| a.alias.table().starts_with(p)));
+            let Some(input) = reduce(grouped.inputs()[0], &inner, other, other_key, subquery || decorrelated)? else {
+                return Ok(None);
+            };
             Ok(Some(grouped.with_new_exprs(grouped.expressions(), vec![input])?))
-        }
-        LogicalPlan::SubqueryAlias(a) => {
-            let Some(i) = a.schema.maybe_index_of_column(key) else { return Ok(None) };
-            let (qualifier, field) = a.input.schema().qualified_field(i);
-            let inner = Column::new(qualifier.cloned(), field.name());
-            let decorrelated = ["__scalar_sq_", "__correlated_sq_"].iter().any(|p| a.alias.table().starts_with(p));
-            let Some(input) = reduce(&a.input, &inner, other, other_key, subquery || decorrelated)? else { return Ok(None) };
-            Ok(Some(grouped.with_new_exprs(vec![], vec![input])?))
         }
         // A filter on the groups (HAVING, or a correlated predicate on the aggregate) keeps or
         // drops whole groups either way.
@@ -151,20 +138,26 @@ fn key_source(plan: &LogicalPlan, key: &Column) -> Option<(LogicalPlan, Column)>
             }
         }
         LogicalPlan::Join(j) if matches!(j.join_type, JoinType::LeftSemi | JoinType::LeftAnti) => key_source(&j.left, key),
-        LogicalPlan::Projection(p) => {
-            let i = p.schema.maybe_index_of_column(key)?;
-            let Expr::Column(inner) = p.expr[i].clone().unalias() else { return None };
-            key_source(&p.input, &inner)
-        }
-        LogicalPlan::SubqueryAlias(a) => {
-            let i = a.schema.maybe_index_of_column(key)?;
-            let (qualifier, field) = a.input.schema().qualified_field(i);
-            key_source(&a.input, &Column::new(qualifier.cloned(), field.name()))
-        }
+        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => key_source(plan.inputs()[0], &passed_through(plan, key)?),
         // SECURITY of results: the reduction reads the filtered scan again, so its predicate must
         // give the same rows twice (nothing volatile, no subquery).
         LogicalPlan::Filter(f) if reads_one_scan(&f.input) && repeatable(&f.predicate) => Some((plan.clone(), key.clone())),
         LogicalPlan::TableScan(s) if !s.filters.is_empty() && s.filters.iter().all(repeatable) => Some((plan.clone(), key.clone())),
+        _ => None,
+    }
+}
+
+/// The input column that output column `key` of a projection or alias is, unchanged.
+fn passed_through(plan: &LogicalPlan, key: &Column) -> Option<Column> {
+    match plan {
+        LogicalPlan::Projection(p) => match p.expr[p.schema.maybe_index_of_column(key)?].clone().unalias() {
+            Expr::Column(c) => Some(c),
+            _ => None,
+        },
+        LogicalPlan::SubqueryAlias(a) => {
+            let (qualifier, field) = a.input.schema().qualified_field(a.schema.maybe_index_of_column(key)?);
+            Some(Column::new(qualifier.cloned(), field.name()))
+        }
         _ => None,
     }
 }
