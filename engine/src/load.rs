@@ -32,7 +32,7 @@ pub struct LoadRecord {
     pub source: String,
     /// How they came (`postgres-binary`).
     pub format: String,
-    /// Checksums of the content (e.g. `pgsum:<hex>`), computed by the loader.
+    /// Checksums of the content (e.g. `pghash:<sum>`), computed by the loader.
     pub checksums: Vec<String>,
     /// Bytes received, if known.
     pub bytes: Option<u64>,

@@ -1,9 +1,8 @@
-//! The content checksum on Kura's side: the same canonical row text as PostgreSQL's query
-//! ([`crate::types::SourceTable::checksum_sql`]), its MD5, the first 8 bytes as a signed
-//! big-endian integer, summed (exactly, as an i128) over all rows. The sum is order-independent,
-//! so neither side needs to sort.
-
-use std::io::Write;
+//! The content checksum on Kura's side: the query PostgreSQL runs
+//! ([`crate::types::SourceTable::checksum_sql`]) computed on the stored table with
+//! [`crate::pghash`]. Each row's hash is the xor of its columns' PostgreSQL hashes; the checksum
+//! is their exact sum as signed 64-bit integers (an i128 here, a numeric there). The sum is
+//! order-independent, so neither side needs to sort.
 
 use futures::StreamExt;
 use kura_engine::datafusion::arrow::array::{
@@ -12,9 +11,9 @@ use kura_engine::datafusion::arrow::array::{
 };
 use kura_engine::datafusion::arrow::compute::cast;
 use kura_engine::datafusion::arrow::datatypes::DataType;
-use md5::{Digest as _, Md5};
 
-use crate::types::{ColumnType, Scalar, SourceTable};
+use crate::pghash;
+use crate::types::{ColumnType, NEGATIVE_SEED, NULL_MARK, Scalar, SourceTable};
 use crate::{Error, Result};
 
 /// Rows and checksum of one side.
@@ -26,85 +25,80 @@ pub struct Checksum {
     pub sum: String,
 }
 
-/// Appends a value's canonical text (without its field prefix).
-fn value(out: &mut Vec<u8>, array: &dyn Array, kind: ColumnType, row: usize) {
-    if kind.array {
-        let list = array.as_any().downcast_ref::<ListArray>().expect("list column");
-        let elements = list.value(row);
-        out.push(b'{');
-        let scalar = ColumnType { scalar: kind.scalar, array: false };
-        for i in 0..elements.len() {
-            field(out, elements.as_ref(), scalar, i);
-        }
-        out.push(b'}');
-        return;
-    }
+/// PostgreSQL's hash of each value of `array` (`None` for NULL) with `seed`; with `signed`, a
+/// negative numeric's seed adds [`NEGATIVE_SEED`] (as the checksum query does for numeric
+/// columns, not for the elements of numeric arrays).
+fn scalar_hashes(array: &dyn Array, scalar: Scalar, seed: u64, signed: bool, out: &mut Vec<Option<u64>>) {
+    out.clear();
     let any = array.as_any();
-    let _ = match kind.scalar {
-        Scalar::Int2 => write!(out, "{}", any.downcast_ref::<Int16Array>().expect("int2").value(row)),
-        Scalar::Int4 => write!(out, "{}", any.downcast_ref::<Int32Array>().expect("int4").value(row)),
-        Scalar::Int8 => write!(out, "{}", any.downcast_ref::<Int64Array>().expect("int8").value(row)),
-        Scalar::Float4 => write!(out, "{:08x}", any.downcast_ref::<Float32Array>().expect("float4").value(row).to_bits()),
-        Scalar::Float8 => write!(out, "{:016x}", any.downcast_ref::<Float64Array>().expect("float8").value(row).to_bits()),
+    macro_rules! each {
+        ($t:ty, $f:expr) => {{
+            let a = any.downcast_ref::<$t>().expect(stringify!($t));
+            out.extend((0..a.len()).map(|i| a.is_valid(i).then(|| $f(a.value(i)))));
+        }};
+    }
+    match scalar {
+        Scalar::Int2 => each!(Int16Array, |v: i16| pghash::hash_u32(v as i32 as u32, seed)),
+        Scalar::Int4 => each!(Int32Array, |v: i32| pghash::hash_u32(v as u32, seed)),
+        Scalar::Int8 => each!(Int64Array, |v: i64| pghash::hash_i64(v, seed)),
+        Scalar::Float4 => each!(Float32Array, |v: f32| pghash::hash_f64(v as f64, seed)),
+        Scalar::Float8 => each!(Float64Array, |v: f64| pghash::hash_f64(v, seed)),
         Scalar::Numeric(_, s) => {
-            decimal(out, any.downcast_ref::<Decimal128Array>().expect("numeric").value(row), s);
-            Ok(())
+            each!(Decimal128Array, |v: i128| pghash::hash_numeric(v, s, if signed && v < 0 { seed + NEGATIVE_SEED } else { seed }))
         }
-        Scalar::Bool => {
-            out.extend_from_slice(if any.downcast_ref::<BooleanArray>().expect("bool").value(row) { b"true" } else { b"false" });
-            Ok(())
-        }
-        Scalar::Text | Scalar::Jsonb | Scalar::Uuid => {
-            out.extend_from_slice(any.downcast_ref::<StringArray>().expect("text").value(row).as_bytes());
-            Ok(())
-        }
-        Scalar::Date => write!(out, "{}", any.downcast_ref::<Date32Array>().expect("date").value(row)),
+        Scalar::Bool => each!(BooleanArray, |v: bool| pghash::hash_u32(v as u32, seed)),
+        Scalar::Text | Scalar::Jsonb | Scalar::Uuid => each!(StringArray, |v: &str| pghash::hash_bytes(v.as_bytes(), seed)),
+        Scalar::Date => each!(Date32Array, |v: i32| pghash::hash_u32(v.wrapping_sub(pghash::PG_EPOCH_DAYS) as u32, seed)),
         Scalar::Timestamp | Scalar::TimestampTz => {
-            write!(out, "{}", any.downcast_ref::<TimestampMicrosecondArray>().expect("timestamp").value(row))
+            each!(TimestampMicrosecondArray, |v: i64| pghash::hash_i64(v.wrapping_sub(pghash::PG_EPOCH_MICROS), seed))
         }
-        Scalar::Bytea => {
-            let bytes = any.downcast_ref::<BinaryArray>().expect("bytea").value(row);
-            out.extend_from_slice(hex::encode(bytes).as_bytes());
-            Ok(())
+        Scalar::Bytea => each!(BinaryArray, |v: &[u8]| pghash::hash_bytes(v, seed)),
+    }
+}
+
+/// The hashes of a scalar column's values as its row hash takes them: a `bytea` as a
+/// one-element array (see [`crate::types::SourceTable::checksum_sql`]).
+fn column_hashes(array: &dyn Array, scalar: Scalar, seed: u64, out: &mut Vec<Option<u64>>) {
+    scalar_hashes(array, scalar, seed, true, out);
+    if scalar == Scalar::Bytea {
+        for h in out.iter_mut().flatten() {
+            *h = pghash::combine_array([Some(*h)]);
         }
+    }
+}
+
+/// Xors column `index`'s hashes into `rows` (one per row).
+fn xor_column(rows: &mut [u64], array: &dyn Array, kind: ColumnType, index: usize, scratch: &mut Vec<Option<u64>>) {
+    let seed = index as u64 + 1;
+    let null = NULL_MARK + index as u64;
+    if !kind.array {
+        column_hashes(array, kind.scalar, seed, scratch);
+        for (row, h) in rows.iter_mut().zip(scratch.iter()) {
+            *row ^= h.unwrap_or(null);
+        }
+        return;
+    }
+    let list = array.as_any().downcast_ref::<ListArray>().expect("list column");
+    // Element hashes of the whole batch at once, then combined per list.
+    let mut elements = Vec::new();
+    scalar_hashes(list.values().as_ref(), kind.scalar, seed, false, &mut elements);
+    let negatives = match (kind.scalar, list.values().as_any().downcast_ref::<Decimal128Array>()) {
+        (Scalar::Numeric(..), Some(values)) => Some(values),
+        _ => None,
     };
-}
-
-/// `N`, or `<byte length>:<value>`.
-fn field(out: &mut Vec<u8>, array: &dyn Array, kind: ColumnType, row: usize) {
-    if array.is_null(row) {
-        out.push(b'N');
-        return;
+    let offsets = list.value_offsets();
+    for (i, row) in rows.iter_mut().enumerate() {
+        if list.is_null(i) {
+            *row ^= null;
+            continue;
+        }
+        let range = offsets[i] as usize..offsets[i + 1] as usize;
+        let mut h = pghash::combine_array(elements[range.clone()].iter().copied());
+        if let Some(values) = negatives {
+            h ^= range.filter(|&e| values.is_valid(e) && values.value(e) < 0).count() as u64;
+        }
+        *row ^= h;
     }
-    let start = out.len();
-    value(out, array, kind, row);
-    let text = out.split_off(start);
-    let _ = write!(out, "{}:", text.len());
-    out.extend_from_slice(&text);
-}
-
-/// An unscaled decimal as PostgreSQL prints `numeric(p, s)`: `-12.50`, `0.05`, `7`.
-fn decimal(out: &mut Vec<u8>, unscaled: i128, scale: i8) {
-    let digits = unscaled.unsigned_abs().to_string();
-    if unscaled < 0 {
-        out.push(b'-');
-    }
-    let s = scale.max(0) as usize;
-    if s == 0 {
-        out.extend_from_slice(digits.as_bytes());
-        return;
-    }
-    let padded = format!("{digits:0>width$}", width = s + 1);
-    let (int, frac) = padded.split_at(padded.len() - s);
-    out.extend_from_slice(int.as_bytes());
-    out.push(b'.');
-    out.extend_from_slice(frac.as_bytes());
-}
-
-/// The signed 64-bit hash of one canonical row.
-fn row_hash(row: &[u8]) -> i64 {
-    let digest = Md5::digest(row);
-    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// Reads the imported table back from the warehouse (as stored) and computes its checksum.
@@ -118,7 +112,7 @@ pub async fn kura_side(session: &kura_engine::Session, schema: &str, table: &str
             tokio::spawn(async move {
                 let mut rows = 0u64;
                 let mut sum = 0i128;
-                let mut buf = Vec::with_capacity(256);
+                let (mut hashes, mut scratch) = (Vec::new(), Vec::new());
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(kura_engine::Error::from_datafusion)?;
                     // Stored types may differ in representation (views, dictionaries): cast back.
@@ -129,13 +123,12 @@ pub async fn kura_side(session: &kura_engine::Session, schema: &str, table: &str
                         .map(|(c, (_, t))| if c.data_type() == t { Ok(c.clone()) } else { cast(c, t) })
                         .collect::<std::result::Result<Vec<_>, _>>()
                         .map_err(|e| kura_engine::Error::from_datafusion(e.into()))?;
-                    for row in 0..batch.num_rows() {
-                        buf.clear();
-                        for (c, (kind, _)) in columns.iter().zip(&kinds) {
-                            field(&mut buf, c.as_ref(), *kind, row);
-                        }
-                        sum += row_hash(&buf) as i128;
+                    hashes.clear();
+                    hashes.resize(batch.num_rows(), 0u64);
+                    for (i, (c, (kind, _))) in columns.iter().zip(&kinds).enumerate() {
+                        xor_column(&mut hashes, c.as_ref(), *kind, i, &mut scratch);
                     }
+                    sum += hashes.iter().map(|h| *h as i64 as i128).sum::<i128>();
                     rows += batch.num_rows() as u64;
                 }
                 Ok::<_, Error>((rows, sum))
@@ -149,23 +142,4 @@ pub async fn kura_side(session: &kura_engine::Session, schema: &str, table: &str
         sum += s;
     }
     Ok(Checksum { rows, sum: sum.to_string() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_print_as_postgres_does() {
-        let text = |v, s| {
-            let mut out = vec![];
-            decimal(&mut out, v, s);
-            String::from_utf8(out).unwrap()
-        };
-        assert_eq!(text(-1250, 2), "-12.50");
-        assert_eq!(text(5, 2), "0.05");
-        assert_eq!(text(-5, 2), "-0.05");
-        assert_eq!(text(7, 0), "7");
-        assert_eq!(text(0, 3), "0.000");
-    }
 }

@@ -14,9 +14,9 @@
 //! - A table appears in Kura only once all its rows are committed; a rerun after a failure or
 //!   SIGKILL skips verified tables, verifies tables whose load had committed, and loads again
 //!   those that never appeared ([`journal`]).
-//! - Verification: the row count and an order-independent checksum of each row's canonical text
-//!   are computed by PostgreSQL (in the same snapshot as the copy) and by Kura (reading the
-//!   committed table back) and must agree ([`checksum`]).
+//! - Verification: the row count and an order-independent checksum (the sum of PostgreSQL's own
+//!   64-bit hashes of each row's values) are computed by PostgreSQL (in the same snapshot as the
+//!   copy) and by Kura (reading the committed table back, [`pghash`]) and must agree ([`checksum`]).
 //!
 //! ```no_run
 //! # async fn demo(session: &kura_engine::Session) -> kura_pgimport::Result<()> {
@@ -31,6 +31,7 @@ pub mod checksum;
 pub mod decode;
 mod error;
 pub mod journal;
+pub mod pghash;
 mod report;
 pub mod types;
 
@@ -159,6 +160,7 @@ pub async fn import(session: &Session, options: &ImportOptions) -> Result<Report
     let started = Instant::now();
     let server = Server::parse(&options.dsn)?;
     let client = server.connect().await?;
+    check_version(&client, &server).await?;
     let target_schema = options.into.clone().unwrap_or_else(|| options.schema.clone());
     let sources = read_tables(&client, &options.schema, &options.tables).await?;
     drop(client);
@@ -203,6 +205,32 @@ pub async fn import(session: &Session, options: &ImportOptions) -> Result<Report
         ok,
         tables,
     })
+}
+
+/// A PostgreSQL table as the import maps it (columns and types), e.g. to recompute Kura's side
+/// of its checksum with [`checksum::kura_side`].
+pub async fn describe(dsn: &str, schema: &str, table: &str) -> Result<SourceTable> {
+    let server = Server::parse(dsn)?;
+    let client = server.connect().await?;
+    let mut found = read_tables(&client, schema, &[table.to_string()]).await?;
+    Ok(found.remove(0))
+}
+
+/// The oldest PostgreSQL whose built-in hash functions the verification uses (`hashint8extended`
+/// and the other `*_extended` functions came with PostgreSQL 11).
+const OLDEST_VERSION: i32 = 110_000;
+
+async fn check_version(client: &Client, server: &Server) -> Result<()> {
+    let row = client.query_one("SELECT current_setting('server_version_num')::int4, version()", &[]).await;
+    let (number, text): (i32, String) =
+        row.map(|r| (r.get(0), r.get(1))).map_err(|e| Error::Connect { server: server.display.clone(), reason: error::pg_message(&e) })?;
+    if number < OLDEST_VERSION {
+        return Err(Error::Connect {
+            server: server.display.clone(),
+            reason: format!("{text} is older than PostgreSQL 11, whose hash functions the import's verification needs (nothing was imported)"),
+        });
+    }
+    Ok(())
 }
 
 /// The tables to import with their mapped columns; fails on a missing table or an unmappable type.
@@ -382,7 +410,7 @@ async fn run_table(session: &Session, server: &Server, plan: &TablePlan, batch_r
             table: plan.target.clone(),
             source: plan.source_id.clone(),
             format: "postgres-binary".into(),
-            checksums: vec![format!("pgsum:{}", kura_sum.sum)],
+            checksums: vec![format!("pghash:{}", kura_sum.sum)],
             bytes: (report.bytes > 0).then_some(report.bytes),
             rows: kura_sum.rows,
         })

@@ -1,12 +1,6 @@
 //! PostgreSQL types and their Kura (Arrow) equivalents, the `SELECT` list that reads a table with
-//! binary COPY, and the canonical text form both sides hash for verification.
-//!
-//! The canonical form of a value (the same on both sides, see [`crate::checksum`]):
-//! integers and `numeric` in PostgreSQL's text form (a `numeric(p,s)` always with `s` decimals),
-//! `real`/`double precision` as the hex of their IEEE bits, booleans `true`/`false`, text as is,
-//! dates as days since 1970-01-01, timestamps as microseconds since 1970-01-01 00:00 (UTC for
-//! `timestamptz`), `bytea` as lowercase hex, arrays as `{` + their elements' fields + `}`. A field
-//! is `N` for NULL, else `<byte length>:<value>`; a row is its fields concatenated.
+//! binary COPY, and the checksum query PostgreSQL runs for verification
+//! ([`SourceTable::checksum_sql`], computed on Kura's side by [`crate::checksum`]).
 
 use std::sync::Arc;
 
@@ -145,21 +139,39 @@ impl Scalar {
         }
     }
 
-    /// The canonical text of value expression `v` in PostgreSQL SQL (NULL for NULL).
-    fn canonical_sql(self, v: &str) -> String {
+    /// PostgreSQL's 64-bit hash of value expression `v` with `seed` (NULL for NULL), as
+    /// [`crate::pghash`] computes it on the stored value. Numerics hash their sign through the seed,
+    /// which PostgreSQL's numeric hash ignores.
+    fn hash_sql(self, v: &str, seed: u64) -> String {
         match self {
-            Scalar::Int2 | Scalar::Int4 | Scalar::Int8 | Scalar::Bool | Scalar::Text | Scalar::Jsonb | Scalar::Uuid => {
-                format!("({v})::text")
+            Scalar::Int2 => format!("hashint2extended({v}, {seed})"),
+            Scalar::Int4 => format!("hashint4extended({v}, {seed})"),
+            Scalar::Int8 => format!("hashint8extended({v}, {seed})"),
+            Scalar::Float4 => format!("hashfloat4extended({v}, {seed})"),
+            Scalar::Float8 => format!("hashfloat8extended({v}, {seed})"),
+            Scalar::Numeric(..) => {
+                format!("hash_numeric_extended({v}, CASE WHEN {v} < 0 THEN {} ELSE {seed} END)", seed + NEGATIVE_SEED)
             }
-            Scalar::Numeric(p, s) => format!("(({v})::numeric({p},{s}))::text"),
-            Scalar::Float4 => format!("encode(float4send({v}), 'hex')"),
-            Scalar::Float8 => format!("encode(float8send({v}), 'hex')"),
-            Scalar::Date => format!("(({v}) - date '1970-01-01')::text"),
-            Scalar::Timestamp | Scalar::TimestampTz => format!("(extract(epoch from {v}) * 1000000)::bigint::text"),
-            Scalar::Bytea => format!("encode({v}, 'hex')"),
+            Scalar::Bool => format!("hashint4extended(({v})::int4, {seed})"),
+            Scalar::Text | Scalar::Jsonb | Scalar::Uuid => format!("hashtextextended(({v})::text COLLATE \"C\", {seed})"),
+            Scalar::Date => format!("hashint4extended({v} - date '2000-01-01', {seed})"),
+            Scalar::Timestamp => format!("timestamp_hash_extended({v}, {seed})"),
+            Scalar::TimestampTz => format!("timestamp_hash_extended({v} AT TIME ZONE 'UTC', {seed})"),
+            // `hashvarlenaextended` takes `internal`: reach it through a one-element array.
+            Scalar::Bytea => format!("CASE WHEN {v} IS NOT NULL THEN hash_array_extended(ARRAY[{v}], {seed}) END"),
         }
     }
+
+    /// Whether Kura stores the type as text, and PostgreSQL must hash it as text.
+    pub fn hashed_as_text(self) -> bool {
+        matches!(self, Scalar::Text | Scalar::Jsonb | Scalar::Uuid)
+    }
 }
+
+/// Seeds of column hashes are the column's position plus one; a negative numeric's seed adds this.
+pub const NEGATIVE_SEED: u64 = 1 << 32;
+/// A NULL in column `i` counts as `NULL_MARK + i` in its row's hash.
+pub const NULL_MARK: u64 = 0x4b75_7261_0000_0000;
 
 impl ColumnType {
     /// The Arrow type of the column.
@@ -230,31 +242,33 @@ impl SourceTable {
         format!("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)", self.select_list(), self.quoted())
     }
 
-    /// The query that gives the table's row count and content checksum in PostgreSQL: the sum,
-    /// as a numeric, of the first 64 bits of the MD5 of each row's canonical text (a signed
-    /// big-endian integer).
+    /// The query that gives the table's row count and content checksum in PostgreSQL: the exact
+    /// sum, over rows, of each row's hash as a signed 64-bit integer. A row's hash is the xor of
+    /// its columns' hashes ([`Scalar::hash_sql`], column `i` with seed `i + 1`, a NULL counting as
+    /// [`NULL_MARK`]` + i`); an array hashes with `hash_array_extended`, as text elements if Kura
+    /// stores them as text, and a numeric array xors in its count of negative elements. All
+    /// built-in C functions of PostgreSQL 11 or newer: no text is built per row.
     pub fn checksum_sql(&self) -> String {
         let fields: Vec<String> = self
             .columns
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let v = format!("t.{}", quote_ident(&c.name));
-                let text = if c.kind.array {
-                    let elem = c.kind.scalar.canonical_sql("u.e");
-                    format!(
-                        "CASE WHEN {v} IS NULL THEN NULL ELSE '{{' || coalesce((SELECT string_agg(coalesce(octet_length({elem})::text || ':' || {elem}, 'N'), '' ORDER BY u.o) FROM unnest({v}) WITH ORDINALITY AS u(e, o)), '') || '}}' END"
-                    )
-                } else {
-                    c.kind.scalar.canonical_sql(&v)
+                let seed = i as u64 + 1;
+                let hash = match (c.kind.array, c.kind.scalar) {
+                    (false, scalar) => scalar.hash_sql(&v, seed),
+                    (true, s) if s.hashed_as_text() => format!("hash_array_extended(({v})::text[] COLLATE \"C\", {seed})"),
+                    (true, Scalar::Numeric(..)) => format!(
+                        "(hash_array_extended({v}, {seed}) # (SELECT count(*) FROM unnest({v}) AS e(x) WHERE e.x < 0))"
+                    ),
+                    (true, _) => format!("hash_array_extended({v}, {seed})"),
                 };
-                format!("coalesce(octet_length({text})::text || ':' || {text}, 'N')")
+                format!("coalesce({hash}, {})", (NULL_MARK + i as u64) as i64)
             })
             .collect();
-        let row = if fields.is_empty() { "''".to_string() } else { fields.join(" || ") };
-        format!(
-            "SELECT count(*)::bigint, coalesce(sum(('x' || left(md5({row}), 16))::bit(64)::bigint), 0)::text FROM {} AS t",
-            self.quoted()
-        )
+        let row = if fields.is_empty() { "0::int8".to_string() } else { fields.join(" # ") };
+        format!("SELECT count(*)::bigint, coalesce(sum({row}), 0)::text FROM {} AS t", self.quoted())
     }
 }
 

@@ -65,6 +65,25 @@ async fn every_mapped_type_arrives_with_its_value() {
           '1900-02-28', '1969-12-31 23:59:59.999999', '1999-12-31 23:59:59', '\x', NULL, NULL, NULL, '{}', '{}', NULL, NULL),
          (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
         CREATE TABLE clinic.visits AS SELECT g AS id, 'visit ' || g AS note FROM generate_series(1, 200000) g;
+        -- Random values of every kind, so that both sides' hashes meet every case (string tails,
+        -- negative and pre-2000 values, decimals of every scale and size, empty and NULL arrays).
+        SELECT setseed(0.25);
+        CREATE TABLE clinic.shaken AS SELECT g AS id,
+          (random() * 65535 - 32768)::int2 AS i2, (random() * 4e9 - 2e9)::int4 AS i4,
+          ((random() - 0.5) * 1.8e19)::numeric(20,0)::int8 AS i8,
+          ((random() - 0.5) * 10 ^ (g % 30 - 15))::real AS f4, (random() - 0.5) * 10 ^ (g % 600 - 300) AS f8,
+          ((random() - 0.5) * 10 ^ (g % 28))::numeric(38,10) AS wide,
+          round(((random() - 0.5) * 10 ^ (g % 12))::numeric, g % 11) AS free,
+          round((random() - 0.5)::numeric * 1000, 3)::numeric(7,3) AS small,
+          random() < 0.5 AS flag, left(md5(g::text) || md5((g * 7)::text), g % 41) AS txt,
+          date '1900-01-01' + (random() * 80000)::int AS d,
+          timestamp '1900-01-01' + random() * interval '200 years' AS ts,
+          timestamptz '1950-01-01 00:00+00' + random() * interval '100 years' AS tz,
+          decode(left(md5(g::text), (g % 17) * 2), 'hex') AS raw,
+          CASE WHEN g % 5 = 0 THEN NULL ELSE ARRAY[(random() * 100)::int4, NULL] END AS ints,
+          CASE WHEN g % 3 = 0 THEN '{}' ELSE ARRAY[round((random() - 0.5)::numeric * 100, 2)] END AS nums,
+          ARRAY[date '1990-01-01' + g, NULL] AS ds, ARRAY[left(md5(g::text), g % 13)]::varchar[] AS words
+        FROM generate_series(1, 3000) g;
         "#,
     )
     .await;
@@ -78,7 +97,7 @@ async fn every_mapped_type_arrives_with_its_value() {
     let session = engine.session("kura");
     let report = kura_pgimport::import(&session, &options(&dsn, "clinic")).await.unwrap();
     assert!(report.ok, "{}", report.to_text());
-    assert_eq!(report.tables.len(), 2);
+    assert_eq!(report.tables.len(), 3);
     assert!(report.tables.iter().all(|t| t.status == Status::Imported && t.verified), "{}", report.to_text());
     assert_eq!(count(&session, "SELECT count(*) FROM clinic.visits").await, 200_000);
     let got = show(
@@ -101,7 +120,7 @@ async fn every_mapped_type_arrives_with_its_value() {
     assert!(types.contains("Decimal128(12, 2)") && types.contains("Timestamp(µs, \"UTC\")") || types.contains("Timestamp(Microsecond, Some(\"UTC\"))"), "{types}");
     // The load is a normal Kura load, recorded with its source and checksum.
     let audit = show(&session, "SELECT target_table, source, format, rows, checksums FROM audit.ingestions ORDER BY target_table").await;
-    assert!(audit.contains("clinic.everything") && audit.contains("/kura_it_types clinic.everything") && audit.contains("pgsum:"), "{audit}");
+    assert!(audit.contains("clinic.everything") && audit.contains("/kura_it_types clinic.everything") && audit.contains("pghash:"), "{audit}");
     assert!(audit.contains("200000"), "{audit}");
 
     // A rerun skips what is verified.
@@ -113,6 +132,34 @@ async fn every_mapped_type_arrives_with_its_value() {
     let sum = kura_pgimport::checksum::kura_side(&session, "clinic", "visits", &visits_table()).await.unwrap();
     assert_eq!(sum.rows, 199_999);
     assert_ne!(sum.sum, report.tables.iter().find(|t| t.target == "clinic.visits").unwrap().checksum);
+
+    // So does any single changed value: a sign, a microsecond, one array element, two values
+    // swapped between columns, a NULL for a zero.
+    let everything = kura_pgimport::describe(&dsn, "clinic", "everything").await.unwrap();
+    let imported = report.tables.iter().find(|t| t.target == "clinic.everything").unwrap().checksum.clone();
+    let now = kura_pgimport::checksum::kura_side(&session, "clinic", "everything", &everything).await.unwrap();
+    assert_eq!(now.sum, imported, "recomputing gives the verified checksum");
+    session.execute_all("CREATE TABLE clinic.probe AS SELECT * FROM clinic.everything").await.unwrap();
+    let copied = kura_pgimport::checksum::kura_side(&session, "clinic", "probe", &everything).await.unwrap();
+    assert_eq!(copied.sum, imported, "an unchanged copy has the same checksum");
+    for change in [
+        "UPDATE clinic.everything SET amount = -amount WHERE id = 1",
+        "UPDATE clinic.everything SET free = -free WHERE id = 2",
+        "UPDATE clinic.everything SET amounts = [CAST(1.5 AS DECIMAL(6,3)), CAST(2.125 AS DECIMAL(6,3))] WHERE id = 1",
+        "UPDATE clinic.everything SET seen = seen + INTERVAL '1 microsecond' WHERE id = 1",
+        "UPDATE clinic.everything SET ints = [1, 3, NULL] WHERE id = 1",
+        "UPDATE clinic.everything SET i2 = 1 WHERE id = 3",
+        "UPDATE clinic.everything SET name = kana, kana = name WHERE id = 1",
+        "UPDATE clinic.everything SET f8 = 0 WHERE id = 3",
+        "UPDATE clinic.everything SET born = born + 1 WHERE id = 2",
+    ] {
+        // On a copy, so that each change is alone.
+        session.execute_all("DROP TABLE IF EXISTS clinic.probe; CREATE TABLE clinic.probe AS SELECT * FROM clinic.everything").await.unwrap();
+        let change = change.replace("clinic.everything", "clinic.probe");
+        session.execute_all(&change).await.unwrap_or_else(|e| panic!("{change}: {e}"));
+        let changed = kura_pgimport::checksum::kura_side(&session, "clinic", "probe", &everything).await.unwrap();
+        assert_ne!(changed.sum, imported, "{change} was not noticed");
+    }
 }
 
 fn visits_table() -> kura_pgimport::types::SourceTable {
