@@ -53,6 +53,22 @@ struct Args {
     sorted: bool,
 }
 
+const USAGE: &str = "\
+usage: kura-bench-suite [options]   (bench/run builds and calls it)
+  --suites tpch,cohort   suites to run (default both)
+  --sf 1[,10]            TPC-H scale factors (default 1)
+  --persons N            generator persons for the cohort suite (default 1000000)
+  --runs N               timed runs per query after a warm-up, median reported (default 5)
+  --threads N            threads for every system (default 2)
+  --no-wire              skip Kura over the Postgres protocol
+  --layout loaded|sorted tables as loaded, or rewritten sorted with OPTIMIZE ... ORDER BY
+  --only NAME            one query (q07, c03...)
+  --set NAME=VALUE       a session setting for Kura and plain DataFusion
+  --tag T                results as bench/results/suite-T.*
+  --dir D, --out D       work and results folders (default bench/work, bench/results)
+  --python P, --tpchgen P, --kura P   tools to use
+";
+
 fn parse_args() -> Result<Args> {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let mut a = Args {
@@ -99,7 +115,11 @@ fn parse_args() -> Result<Args> {
                 "loaded" => a.sorted = false,
                 other => bail!("--layout is loaded or sorted, not {other}"),
             },
-            other => bail!("unknown argument {other}"),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other} (--help lists them)"),
         }
     }
     if a.runs == 0 {
