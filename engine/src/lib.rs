@@ -53,6 +53,7 @@ mod read_only;
 mod refusals;
 mod receipts;
 mod scan;
+mod dimjoin;
 mod semijoin;
 pub mod scram;
 mod session;

@@ -434,6 +434,25 @@ impl TableProvider for DeltaParquetTable {
         TableType::Base
     }
 
+    /// The table version's row count from the Delta log (an upper bound when only some files
+    /// are read); the optimizer's rules use it to tell small tables (see `dimjoin`).
+    fn statistics(&self) -> Option<Statistics> {
+        let mut rows = 0usize;
+        let mut exact = self.only.is_none();
+        for file in &self.index.files {
+            match file.statistics.num_rows {
+                Precision::Exact(n) => rows += n,
+                Precision::Inexact(n) => {
+                    rows += n;
+                    exact = false;
+                }
+                Precision::Absent => return None,
+            }
+        }
+        let num_rows = if exact { Precision::Exact(rows) } else { Precision::Inexact(rows) };
+        Some(Statistics { num_rows, total_byte_size: Precision::Absent, column_statistics: Statistics::unknown_column(&self.index.schema) })
+    }
+
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DFResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()

@@ -163,7 +163,7 @@ fn passed_through(plan: &LogicalPlan, key: &Column) -> Option<Column> {
 }
 
 /// Whether `e` gives the same result on the same rows each time it is evaluated.
-fn repeatable(e: &Expr) -> bool {
+pub(crate) fn repeatable(e: &Expr) -> bool {
     !e.is_volatile()
         && !e.contains_outer()
         && !e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)))).unwrap_or(true)

@@ -162,6 +162,7 @@ impl Engine {
         ctx.add_analyzer_rule(Arc::new(crate::pg_subquery::CorrelatedScalarSubqueries));
         // After DataFusion's own rules have decorrelated subqueries into joins with aggregates.
         ctx.add_optimizer_rule(Arc::new(crate::semijoin::ReduceGroupedJoins));
+        ctx.add_optimizer_rule(Arc::new(crate::dimjoin::DimensionJoinsFirst));
         kura_udfs::register_all(&ctx);
         crate::pg::register_session_functions(&ctx, user);
         let pinned = Arc::new(parking_lot::Mutex::new(self.catalog.cached()));
