@@ -22,6 +22,8 @@ use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
+use crate::semijoin::repeatable;
+
 /// The largest table (rows, before its filter) the rule treats as a dimension.
 pub(crate) const MAX_DIMENSION_ROWS: usize = 100_000;
 
@@ -43,7 +45,7 @@ impl OptimizerRule for DimensionJoinsFirst {
 
     fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> DFResult<Transformed<LogicalPlan>> {
         let LogicalPlan::Join(join) = &plan else { return Ok(Transformed::no(plan)) };
-        if join.join_type != JoinType::Inner || join.null_equality != NullEquality::NullEqualsNothing {
+        if !plain_inner(join) {
             return Ok(Transformed::no(plan));
         }
         for dimension_on_right in [true, false] {
@@ -91,27 +93,31 @@ impl OptimizerRule for DimensionJoinsFirst {
 /// the fact keys; `None` when `fact` is not such a tree.
 fn place(fact: &LogicalPlan, dimension: &LogicalPlan, pairs: &[(Column, Expr)]) -> DFResult<Option<LogicalPlan>> {
     let LogicalPlan::Join(j) = peel(fact) else { return Ok(None) };
-    if j.join_type != JoinType::Inner || j.null_equality != NullEquality::NullEqualsNothing {
+    if !plain_inner(j) {
         return Ok(None);
     }
+    // The dimension goes further down the side holding the keys, or joins it here.
+    let with_dimension = |child: &LogicalPlan| -> DFResult<LogicalPlan> {
+        match place(child, dimension, pairs)? {
+            Some(p) => Ok(p),
+            None => join_with(child.clone(), dimension, pairs),
+        }
+    };
     let holds = |p: &LogicalPlan| pairs.iter().all(|(c, _)| p.schema().has_column(c));
     let (left, right) = if holds(&j.left) {
-        let child = match place(&j.left, dimension, pairs)? {
-            Some(p) => p,
-            None => join_with(j.left.as_ref().clone(), dimension, pairs)?,
-        };
-        (child, j.right.as_ref().clone())
+        (with_dimension(&j.left)?, j.right.as_ref().clone())
     } else if holds(&j.right) {
-        let child = match place(&j.right, dimension, pairs)? {
-            Some(p) => p,
-            None => join_with(j.right.as_ref().clone(), dimension, pairs)?,
-        };
-        (j.left.as_ref().clone(), child)
+        (j.left.as_ref().clone(), with_dimension(&j.right)?)
     } else {
         return Ok(None);
     };
     let (lk, rk): (Vec<Expr>, Vec<Expr>) = j.on.iter().cloned().unzip();
     Ok(Some(LogicalPlanBuilder::from(left).join_with_expr_keys(right, JoinType::Inner, (lk, rk), j.filter.clone())?.build()?))
+}
+
+/// Whether `j` is an inner join whose keys never match NULLs (SQL's `=`).
+fn plain_inner(j: &Join) -> bool {
+    j.join_type == JoinType::Inner && j.null_equality == NullEquality::NullEqualsNothing
 }
 
 /// `input JOIN dimension ON pairs`.
@@ -151,11 +157,6 @@ fn is_dimension(plan: &LogicalPlan) -> bool {
         }
     }
     walk(plan, false)
-}
-
-/// Whether `e` gives the same result on the same rows each time it is evaluated.
-fn repeatable(e: &Expr) -> bool {
-    crate::semijoin::repeatable(e)
 }
 
 #[cfg(test)]

@@ -437,19 +437,8 @@ impl TableProvider for DeltaParquetTable {
     /// The table version's row count from the Delta log (an upper bound when only some files
     /// are read); the optimizer's rules use it to tell small tables (see `dimjoin`).
     fn statistics(&self) -> Option<Statistics> {
-        let mut rows = 0usize;
-        let mut exact = self.only.is_none();
-        for file in &self.index.files {
-            match file.statistics.num_rows {
-                Precision::Exact(n) => rows += n,
-                Precision::Inexact(n) => {
-                    rows += n;
-                    exact = false;
-                }
-                Precision::Absent => return None,
-            }
-        }
-        let num_rows = if exact { Precision::Exact(rows) } else { Precision::Inexact(rows) };
+        let rows = self.index.files.iter().fold(Precision::Exact(0), |total, f| total.add(&f.statistics.num_rows));
+        let num_rows = if self.only.is_some() { rows.to_inexact() } else { rows };
         Some(Statistics { num_rows, total_byte_size: Precision::Absent, column_statistics: Statistics::unknown_column(&self.index.schema) })
     }
 

@@ -80,8 +80,8 @@ fn xor_column(rows: &mut [u64], array: &dyn Array, kind: ColumnType, index: usiz
     }
     let list = array.as_any().downcast_ref::<ListArray>().expect("list column");
     // Element hashes of the whole batch at once, then combined per list.
-    let mut elements = Vec::new();
-    scalar_hashes(list.values().as_ref(), kind.scalar, seed, false, &mut elements);
+    scalar_hashes(list.values().as_ref(), kind.scalar, seed, false, scratch);
+    let elements = &scratch[..];
     let negatives = match (kind.scalar, list.values().as_any().downcast_ref::<Decimal128Array>()) {
         (Scalar::Numeric(..), Some(values)) => Some(values),
         _ => None,
